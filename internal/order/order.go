@@ -1,0 +1,71 @@
+package order
+
+import "time"
+
+// Status is where an order stands with the shop.
+type Status string
+
+// Order statuses. A network is told of approved and pending orders; rejected
+// and refunded ones become status updates where the destination takes them.
+const (
+	StatusApproved Status = "approved"
+	StatusPending  Status = "pending"
+	StatusRejected Status = "rejected"
+	StatusRefunded Status = "refunded"
+)
+
+// Valid reports whether s is one of the known statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusApproved, StatusPending, StatusRejected, StatusRefunded:
+		return true
+	}
+	return false
+}
+
+// Item is one line of an order.
+type Item struct {
+	ID       string  `json:"id,omitempty"`
+	Name     string  `json:"name,omitempty"`
+	Price    Decimal `json:"price"`
+	Quantity int64   `json:"quantity,omitempty"`
+}
+
+// Order is a sale (or lead, sign-up, …) as the shop reports it, from a
+// confirmation page or a webhook. It carries no attribution: which clicks
+// earned it is decided later.
+type Order struct {
+	// Source names where the order was seen: "page:<rule>" or "webhook:<provider>".
+	Source string `json:"source"`
+	// Event is the conversion event: purchase, lead, signup, ftd, refund, …
+	Event string `json:"event"`
+	// ID is the shop's order ID; with the event and network it forms the
+	// idempotency key.
+	ID string `json:"id"`
+	// Amount is the order value; HasAmount is false when no amount was found.
+	Amount    Decimal `json:"amount"`
+	HasAmount bool    `json:"has_amount,omitempty"`
+	// Currency is the ISO 4217 code, upper case, or "".
+	Currency string `json:"currency,omitempty"`
+	Status   Status `json:"status"`
+	Coupon   string `json:"coupon,omitempty"`
+	Items    []Item `json:"items,omitempty"`
+	// Email is the customer's address when the source gives it; it is only
+	// ever sent hashed, to destinations that ask for it.
+	Email string `json:"-"`
+	// SessionRef is a session reference carried by the source (a signed
+	// session cookie value that travelled through a hosted checkout), to be
+	// verified before use.
+	SessionRef string `json:"-"`
+	// ClickIDs are click-ID query parameters the source carried (for example
+	// Shopify's landing_site), by parameter name.
+	ClickIDs map[string]string `json:"-"`
+	// EventID is the provider's own event or delivery ID, for dropping
+	// retried webhooks.
+	EventID string `json:"event_id,omitempty"`
+	// OccurredAt is when the order happened, if the source says.
+	OccurredAt time.Time `json:"occurred_at,omitzero"`
+	// Problems lists what could not be read (an unparseable amount, a
+	// missing currency); the order is kept and the problems logged.
+	Problems []string `json:"problems,omitempty"`
+}
