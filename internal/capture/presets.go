@@ -1,0 +1,48 @@
+// Package capture recognises click IDs on landing URLs, validates them,
+// keeps the visitor's touchpoints in the store, and signs the first-party
+// session cookie that ties later orders to those clicks.
+package capture
+
+// Preset is a network's click-ID query parameters, as the network appends
+// them to landing URLs.
+type Preset struct {
+	// Params are the click-ID query parameter names, matched exactly
+	// (case-sensitive) in the order given.
+	Params []string
+	// Role is "affiliate" for networks that compete for a commission or
+	// "platform" for ad platforms that are told of every conversion.
+	Role string
+}
+
+// Presets are the built-in networks, by name. Sources are in
+// shared/reference/wire-formats.md §1.
+var Presets = map[string]Preset{
+	"google_ads":   {Params: []string{"gclid", "gbraid", "wbraid"}, Role: "platform"},
+	"meta":         {Params: []string{"fbclid"}, Role: "platform"},
+	"tiktok":       {Params: []string{"ttclid"}, Role: "platform"},
+	"microsoft":    {Params: []string{"msclkid"}, Role: "platform"},
+	"linkedin":     {Params: []string{"li_fat_id"}, Role: "platform"},
+	"x":            {Params: []string{"twclid"}, Role: "platform"},
+	"snapchat":     {Params: []string{"sccid", "ScCid"}, Role: "platform"},
+	"impact":       {Params: []string{"irclickid"}, Role: "affiliate"},
+	"cj":           {Params: []string{"cjevent"}, Role: "affiliate"},
+	"awin":         {Params: []string{"awc"}, Role: "affiliate"},
+	"shareasale":   {Params: []string{"sscid"}, Role: "affiliate"},
+	"rakuten":      {Params: []string{"ranSiteID"}, Role: "affiliate"},
+	"tradedoubler": {Params: []string{"tduid"}, Role: "affiliate"},
+	"everflow":     {Params: []string{"_ef_transaction_id", "transaction_id"}, Role: "affiliate"},
+	"tune":         {Params: []string{"transaction_id", "tid", "aff_click_id"}, Role: "affiliate"},
+	"partnerstack": {Params: []string{"ps_xid"}, Role: "affiliate"},
+	"voluum":       {Params: []string{"clickid", "cid"}, Role: "affiliate"},
+	"binom":        {Params: []string{"clickid", "cnv_id"}, Role: "affiliate"},
+	"keitaro":      {Params: []string{"subid"}, Role: "affiliate"},
+	"redtrack":     {Params: []string{"clickid", "rtkcid"}, Role: "affiliate"},
+	"generic":      {Params: []string{"clickid", "click_id"}, Role: "affiliate"},
+}
+
+// SubParams are the landing-URL parameters kept with a touchpoint besides
+// the click ID, so postbacks can echo them ({sub1}, {utm_source}, …).
+var SubParams = []string{
+	"sub1", "sub2", "sub3", "sub4", "sub5", "sub6", "sub7", "sub8", "sub9", "sub10",
+	"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+}

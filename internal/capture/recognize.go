@@ -1,0 +1,156 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Network is a configured click source.
+type Network struct {
+	// Name identifies the network in config, store and postbacks.
+	Name string
+	// Params are its click-ID query parameters.
+	Params []string
+	// Window is its attribution window: how long a click can earn a conversion.
+	Window time.Duration
+	// Role is "affiliate" or "platform".
+	Role string
+}
+
+// Hit is a click ID found on a landing URL.
+type Hit struct {
+	Network int // index into the Recognizer's networks
+	Param   string
+	ClickID string
+}
+
+// Recognizer finds configured click-ID parameters in query strings. It is
+// built once per config and safe for concurrent use.
+type Recognizer struct {
+	networks []Network
+	byParam  map[string]int
+	maxLen   int
+}
+
+// DefaultMaxClickIDLength caps click IDs; the longest documented IDs (fbclid,
+// Everflow, impact.com) are well under it.
+const DefaultMaxClickIDLength = 255
+
+// NewRecognizer indexes the networks' parameters. Two networks that claim the
+// same parameter are a configuration error, because a click could not be
+// told apart.
+func NewRecognizer(networks []Network, maxLen int) (*Recognizer, error) {
+	if maxLen <= 0 {
+		maxLen = DefaultMaxClickIDLength
+	}
+	r := &Recognizer{networks: networks, byParam: make(map[string]int), maxLen: maxLen}
+	for i, n := range networks {
+		for _, p := range n.Params {
+			if p == "" {
+				return nil, fmt.Errorf("network %s: empty click parameter name", n.Name)
+			}
+			if j, dup := r.byParam[p]; dup && j != i {
+				return nil, fmt.Errorf("click parameter %q is claimed by networks %s and %s; give one of them other click_param names", p, networks[j].Name, n.Name)
+			}
+			r.byParam[p] = i
+		}
+	}
+	return r, nil
+}
+
+// Networks returns the recognised networks.
+func (r *Recognizer) Networks() []Network { return r.networks }
+
+// MaxLen returns the click-ID length cap.
+func (r *Recognizer) MaxLen() int { return r.maxLen }
+
+// Empty reports whether no parameter is recognised.
+func (r *Recognizer) Empty() bool { return len(r.byParam) == 0 }
+
+// Has reports whether rawQuery mentions any click-ID parameter. It does not
+// allocate, so requests without click IDs cost next to nothing.
+func (r *Recognizer) Has(rawQuery string) bool {
+	if rawQuery == "" || len(r.byParam) == 0 {
+		return false
+	}
+	for q := rawQuery; q != ""; {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		key, _, _ := strings.Cut(pair, "=")
+		if _, ok := r.byParam[key]; ok {
+			return true
+		}
+		if strings.ContainsAny(key, "%+") {
+			if k, err := url.QueryUnescape(key); err == nil {
+				if _, ok := r.byParam[k]; ok {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// Find returns the valid click IDs in the query, one per network (the last
+// occurrence wins), and the invalid ones as errors. A bad click ID never
+// stops the request: it is just not captured.
+func (r *Recognizer) Find(query url.Values) ([]Hit, []error) {
+	var hits []Hit
+	var errs []error
+	seen := map[int]int{}
+	for key, vals := range query {
+		i, ok := r.byParam[key]
+		if !ok || len(vals) == 0 {
+			continue
+		}
+		v := vals[len(vals)-1]
+		if err := ValidClickID(v, r.maxLen); err != nil {
+			errs = append(errs, fmt.Errorf("network %s parameter %s: %w", r.networks[i].Name, key, err))
+			continue
+		}
+		h := Hit{Network: i, Param: key, ClickID: v}
+		if at, dup := seen[i]; dup {
+			// Two parameters of one network: keep the one listed first.
+			if paramRank(r.networks[i], key) < paramRank(r.networks[i], hits[at].Param) {
+				hits[at] = h
+			}
+			continue
+		}
+		seen[i] = len(hits)
+		hits = append(hits, h)
+	}
+	return hits, errs
+}
+
+func paramRank(n Network, p string) int {
+	for i, q := range n.Params {
+		if q == p {
+			return i
+		}
+	}
+	return len(n.Params)
+}
+
+// ErrBadClickID is wrapped by click-ID validation errors.
+var ErrBadClickID = errors.New("invalid click ID")
+
+// ValidClickID accepts 1..maxLen bytes of printable ASCII without spaces.
+// Click IDs are kept verbatim (case matters to Meta and impact.com), so
+// nothing is normalised; anything else is rejected.
+func ValidClickID(v string, maxLen int) error {
+	if v == "" {
+		return fmt.Errorf("%w: empty", ErrBadClickID)
+	}
+	if len(v) > maxLen {
+		return fmt.Errorf("%w: %d bytes, longer than %d", ErrBadClickID, len(v), maxLen)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			return fmt.Errorf("%w: byte 0x%02x at %d is not printable ASCII", ErrBadClickID, v[i], i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+package capture
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"time"
+
+	"github.com/caddy-postback/caddy-postback/internal/store"
+)
+
+// now is the clock; tests replace it.
+var now = time.Now
+
+// Touchpoint is one captured click.
+type Touchpoint struct {
+	Network    string            `json:"network"`
+	Param      string            `json:"param"`
+	ClickID    string            `json:"click_id"`
+	CapturedAt time.Time         `json:"captured_at"`
+	ExpiresAt  time.Time         `json:"expires_at"`
+	LandingURL string            `json:"landing_url,omitempty"`
+	Referrer   string            `json:"referrer,omitempty"`
+	ClientIP   string            `json:"client_ip,omitempty"`
+	UserAgent  string            `json:"user_agent,omitempty"`
+	Subs       map[string]string `json:"subs,omitempty"`
+}
+
+// Session is what the tracker knows of one visitor with a session cookie.
+type Session struct {
+	ID          string       `json:"id"`
+	CreatedAt   time.Time    `json:"created_at"`
+	Touchpoints []Touchpoint `json:"touchpoints"`
+	// GAClientID is the Google Analytics client ID read from the _ga
+	// cookie, for Measurement Protocol postbacks.
+	GAClientID string `json:"ga_client_id,omitempty"`
+}
+
+// Live returns the touchpoints whose window has not closed at t.
+func (s *Session) Live(t time.Time) []Touchpoint {
+	var out []Touchpoint
+	for _, tp := range s.Touchpoints {
+		if t.Before(tp.ExpiresAt) {
+			out = append(out, tp)
+		}
+	}
+	return out
+}
+
+// Sessions keeps sessions in the store.
+type Sessions struct {
+	Store store.Store
+	// MaxTouchpoints caps a session's touchpoints; the oldest go first.
+	MaxTouchpoints int
+	// TTL is how long a session is kept after its last click (the longest
+	// attribution window).
+	TTL time.Duration
+}
+
+// DefaultMaxTouchpoints is the per-session touchpoint cap.
+const DefaultMaxTouchpoints = 20
+
+// Add records a touchpoint in the session, creating the session if needed.
+// A repeat of the same click (a reloaded landing page) refreshes the
+// existing touchpoint instead of adding one.
+func (s *Sessions) Add(id string, tp Touchpoint, gaClientID string) error {
+	key := store.Key(store.PrefixSession, id)
+	return s.Store.Update(func(txn store.Txn) error {
+		sess, err := getSession(txn, key)
+		if errors.Is(err, store.ErrNotFound) {
+			sess = &Session{ID: id, CreatedAt: tp.CapturedAt}
+		} else if err != nil {
+			return err
+		}
+		for i, old := range sess.Touchpoints {
+			if old.Network == tp.Network && old.ClickID == tp.ClickID {
+				tp.CapturedAt = old.CapturedAt // the first capture dates the click (Meta's fbc needs it stable)
+				sess.Touchpoints = append(sess.Touchpoints[:i], sess.Touchpoints[i+1:]...)
+				break
+			}
+		}
+		sess.Touchpoints = append(sess.Touchpoints, tp)
+		max := s.MaxTouchpoints
+		if max <= 0 {
+			max = DefaultMaxTouchpoints
+		}
+		if n := len(sess.Touchpoints); n > max {
+			sess.Touchpoints = append([]Touchpoint(nil), sess.Touchpoints[n-max:]...)
+		}
+		if gaClientID != "" {
+			sess.GAClientID = gaClientID
+		}
+		return putSession(txn, key, sess, s.TTL)
+	})
+}
+
+// Get returns a session, or store.ErrNotFound.
+func (s *Sessions) Get(id string) (*Session, error) {
+	var sess *Session
+	err := s.Store.View(func(txn store.Txn) error {
+		var err error
+		sess, err = getSession(txn, store.Key(store.PrefixSession, id))
+		return err
+	})
+	return sess, err
+}
+
+// GetTxn returns a session within a transaction.
+func GetTxn(txn store.Txn, id string) (*Session, error) {
+	return getSession(txn, store.Key(store.PrefixSession, id))
+}
+
+// Erase deletes a session and its touchpoints (a visitor's erasure request).
+func (s *Sessions) Erase(id string) (bool, error) {
+	key := store.Key(store.PrefixSession, id)
+	found := false
+	err := s.Store.Update(func(txn store.Txn) error {
+		_, err := txn.Get(key)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		return txn.Delete(key)
+	})
+	return found, err
+}
+
+func getSession(txn store.Txn, key []byte) (*Session, error) {
+	v, err := txn.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	var s Session
+	if err := json.Unmarshal(v, &s); err != nil {
+		return nil, fmt.Errorf("decoding session: %w", err)
+	}
+	sort.SliceStable(s.Touchpoints, func(i, j int) bool {
+		return s.Touchpoints[i].CapturedAt.Before(s.Touchpoints[j].CapturedAt)
+	})
+	return &s, nil
+}
+
+func putSession(txn store.Txn, key []byte, s *Session, ttl time.Duration) error {
+	v, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encoding session: %w", err)
+	}
+	return txn.Set(key, v, ttl)
+}
+
+// TruncateIP zeroes the host part of an address for privacy: IPv4 to /24,
+// IPv6 to /48. Anything unparseable is dropped.
+func TruncateIP(ip string) string {
+	p := net.ParseIP(ip)
+	if p == nil {
+		return ""
+	}
+	if v4 := p.To4(); v4 != nil {
+		return v4.Mask(net.CIDRMask(24, 32)).String()
+	}
+	return p.Mask(net.CIDRMask(48, 128)).String()
+}

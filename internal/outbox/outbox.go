@@ -1,0 +1,313 @@
+package outbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caddy-postback/caddy-postback/internal/store"
+)
+
+// Retention defaults.
+const (
+	// DefaultLogRetention keeps delivered records (the delivery log).
+	DefaultLogRetention = 30 * 24 * time.Hour
+	// DefaultDeadRetention keeps dead letters until replayed or expired.
+	DefaultDeadRetention = 90 * 24 * time.Hour
+	// DefaultIdempotencyTTL keeps idempotency markers, so a thank-you page
+	// revisited months later still fires nothing.
+	DefaultIdempotencyTTL = 400 * 24 * time.Hour
+	// DefaultMaxAge is how long a delivery is retried before it is dead.
+	DefaultMaxAge = 72 * time.Hour
+)
+
+// ErrNotFound is returned for an unknown delivery or conversion.
+var ErrNotFound = errors.New("not found")
+
+// Outbox is the queue in the store.
+type Outbox struct {
+	store store.Store
+	// LogRetention, DeadRetention and IdempotencyTTL; zero takes the defaults.
+	LogRetention   time.Duration
+	DeadRetention  time.Duration
+	IdempotencyTTL time.Duration
+	// Durable syncs the store after each recorded conversion, so queued
+	// postbacks survive power loss, not only a process crash.
+	Durable bool
+	// notify wakes the dispatcher after an enqueue.
+	notify func()
+}
+
+// New returns an outbox on s.
+func New(s store.Store) *Outbox {
+	return &Outbox{store: s, notify: func() {}}
+}
+
+// Store returns the outbox's store.
+func (o *Outbox) Store() store.Store { return o.store }
+
+// NewDelivery is a rendered postback to enqueue.
+type NewDelivery struct {
+	Delivery
+}
+
+// RecordResult says what Record wrote.
+type RecordResult struct {
+	// Conversion is the stored conversion, nil when everything was a duplicate.
+	Conversion *Conversion
+	// Queued are the deliveries written.
+	Queued []string
+	// Duplicates are idempotency keys already recorded earlier.
+	Duplicates []string
+	// SeenEvent is true when the once key was already recorded: the whole
+	// call was a retry of something processed before.
+	SeenEvent bool
+}
+
+// Record writes a conversion and its deliveries in one transaction, together
+// with their idempotency markers. A delivery whose key is already marked is
+// a duplicate and is left out; once, if not nil, is a marker for the whole
+// call (a webhook event ID) that makes a second call with it a no-op. When
+// Record returns nil the deliveries are committed and will be sent.
+func (o *Outbox) Record(conv Conversion, deliveries []Delivery, once []byte) (RecordResult, error) {
+	var res RecordResult
+	t := now()
+	err := o.store.Update(func(txn store.Txn) error {
+		res = RecordResult{}
+		if once != nil {
+			if _, err := txn.Get(once); err == nil {
+				res.SeenEvent = true
+				return nil
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		c := conv
+		c.Deliveries, c.Skipped = nil, nil
+		for _, d := range deliveries {
+			mk := store.Key(store.PrefixIdempotent, d.Key)
+			if _, err := txn.Get(mk); err == nil {
+				res.Duplicates = append(res.Duplicates, d.Key)
+				c.Skipped = append(c.Skipped, d.Network)
+				continue
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			d.ConversionID = c.ID
+			d.State = StateQueued
+			d.CreatedAt, d.QueuedAt, d.NextAttempt = t, t, t
+			if d.MaxAge <= 0 {
+				d.MaxAge = DefaultMaxAge
+			}
+			if err := txn.Set(mk, []byte(d.ID), o.idempotencyTTL()); err != nil {
+				return err
+			}
+			if err := putDelivery(txn, &d, 0); err != nil {
+				return err
+			}
+			if err := txn.Set(store.DueKey(d.Network, d.NextAttempt, d.ID), nil, 0); err != nil {
+				return err
+			}
+			c.Deliveries = append(c.Deliveries, d.ID)
+			res.Queued = append(res.Queued, d.ID)
+		}
+		if once != nil {
+			if err := txn.Set(once, []byte(c.ID), o.idempotencyTTL()); err != nil {
+				return err
+			}
+		}
+		if len(c.Deliveries) == 0 && len(c.Skipped) > 0 {
+			return nil // a pure duplicate: nothing new to record
+		}
+		c.CreatedAt = t
+		v, err := json.Marshal(&c)
+		if err != nil {
+			return fmt.Errorf("encoding conversion: %w", err)
+		}
+		if err := txn.Set(store.Key(store.PrefixConversion, c.ID), v, o.logRetention()); err != nil {
+			return err
+		}
+		res.Conversion = &c
+		return nil
+	})
+	if err != nil {
+		return RecordResult{}, fmt.Errorf("recording conversion: %w", err)
+	}
+	if o.Durable && len(res.Queued) > 0 {
+		if err := o.store.Sync(); err != nil {
+			return res, fmt.Errorf("syncing outbox: %w", err)
+		}
+	}
+	if len(res.Queued) > 0 {
+		o.notify()
+	}
+	return res, nil
+}
+
+func (o *Outbox) idempotencyTTL() time.Duration {
+	if o.IdempotencyTTL > 0 {
+		return o.IdempotencyTTL
+	}
+	return DefaultIdempotencyTTL
+}
+
+func (o *Outbox) logRetention() time.Duration {
+	if o.LogRetention > 0 {
+		return o.LogRetention
+	}
+	return DefaultLogRetention
+}
+
+func (o *Outbox) deadRetention() time.Duration {
+	if o.DeadRetention > 0 {
+		return o.DeadRetention
+	}
+	return DefaultDeadRetention
+}
+
+func putDelivery(txn store.Txn, d *Delivery, ttl time.Duration) error {
+	v, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("encoding delivery: %w", err)
+	}
+	return txn.Set(store.Key(store.PrefixDelivery, d.ID), v, ttl)
+}
+
+func getDelivery(txn store.Txn, id string) (*Delivery, error) {
+	v, err := txn.Get(store.Key(store.PrefixDelivery, id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var d Delivery
+	if err := json.Unmarshal(v, &d); err != nil {
+		return nil, fmt.Errorf("decoding delivery %s: %w", id, err)
+	}
+	return &d, nil
+}
+
+// Delivery returns one delivery.
+func (o *Outbox) Delivery(id string) (*Delivery, error) {
+	var d *Delivery
+	err := o.store.View(func(txn store.Txn) error {
+		var err error
+		d, err = getDelivery(txn, id)
+		return err
+	})
+	return d, err
+}
+
+// Filter selects deliveries in a listing.
+type Filter struct {
+	State   State
+	Network string
+	Limit   int
+}
+
+// Deliveries lists deliveries, newest first.
+func (o *Outbox) Deliveries(f Filter) ([]Delivery, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	var out []Delivery
+	prefix := []byte(store.PrefixDelivery)
+	if f.State == StateDead {
+		prefix = []byte(store.PrefixDead)
+	}
+	err := o.store.View(func(txn store.Txn) error {
+		return txn.ScanReverse(prefix, func(k, v []byte) error {
+			var d *Delivery
+			if f.State == StateDead {
+				var err error
+				if d, err = getDelivery(txn, string(k[len(prefix):])); err != nil {
+					return nil // expired between the index and the record
+				}
+			} else {
+				d = new(Delivery)
+				if err := json.Unmarshal(v, d); err != nil {
+					return fmt.Errorf("decoding delivery: %w", err)
+				}
+			}
+			if (f.State == "" || d.State == f.State) && (f.Network == "" || d.Network == f.Network) {
+				out = append(out, *d)
+			}
+			if len(out) >= f.Limit {
+				return store.ErrStop
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Conversions lists conversions, newest first.
+func (o *Outbox) Conversions(limit int) ([]Conversion, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	var out []Conversion
+	err := o.store.View(func(txn store.Txn) error {
+		return txn.ScanReverse([]byte(store.PrefixConversion), func(_, v []byte) error {
+			var c Conversion
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decoding conversion: %w", err)
+			}
+			out = append(out, c)
+			if len(out) >= limit {
+				return store.ErrStop
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Replay queues a dead or delivered delivery again, now. Its max-age clock
+// starts over; its attempt log is kept.
+func (o *Outbox) Replay(id string) (*Delivery, error) {
+	var d *Delivery
+	err := o.store.Update(func(txn store.Txn) error {
+		var err error
+		if d, err = getDelivery(txn, id); err != nil {
+			return err
+		}
+		if d.State != StateDead && d.State != StateDelivered {
+			return fmt.Errorf("delivery %s is %s: only dead or delivered deliveries can be replayed", id, d.State)
+		}
+		t := now()
+		d.State, d.QueuedAt, d.NextAttempt, d.Reason = StateQueued, t, t, "replayed"
+		if err := txn.Delete(store.Key(store.PrefixDead, id)); err != nil {
+			return err
+		}
+		if err := putDelivery(txn, d, 0); err != nil {
+			return err
+		}
+		return txn.Set(store.DueKey(d.Network, t, id), nil, 0)
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.notify()
+	return d, nil
+}
+
+// Pending counts queued and retrying deliveries per network.
+func (o *Outbox) Pending() (map[string]int, error) {
+	out := map[string]int{}
+	err := o.store.View(func(txn store.Txn) error {
+		return txn.Scan([]byte(store.PrefixDue), nil, func(k, _ []byte) error {
+			rest := k[len(store.PrefixDue):]
+			for i, c := range rest {
+				if c == '/' {
+					out[string(rest[:i])]++
+					break
+				}
+			}
+			return nil
+		})
+	})
+	return out, err
+}

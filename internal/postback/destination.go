@@ -1,0 +1,239 @@
+package postback
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/caddy-postback/caddy-postback/internal/order"
+)
+
+// Outcome is what a destination's answer means for a delivery.
+type Outcome int
+
+// Delivery outcomes.
+const (
+	// Delivered: the destination took the conversion.
+	Delivered Outcome = iota
+	// Retry: a transient failure; try again later.
+	Retry
+	// Reject: a permanent failure; the delivery goes to dead letters.
+	Reject
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Delivered:
+		return "delivered"
+	case Retry:
+		return "retry"
+	case Reject:
+		return "rejected"
+	}
+	return "unknown"
+}
+
+// Destination renders conversions for one network and reads its answers.
+type Destination interface {
+	// Render builds the request for a conversion.
+	Render(c *Conversion) (Request, error)
+	// Classify reads the destination's answer.
+	Classify(status int, header http.Header, body []byte) (Outcome, string)
+	// Supports reports whether the destination can be told of this event
+	// and status (for example, refunds only where it takes status updates).
+	Supports(event string, status order.Status) bool
+}
+
+// ClassifyStatus is the default reading of an HTTP status: 2xx delivered;
+// 408, 425, 429 and 5xx transient; any other status permanent.
+func ClassifyStatus(status int) Outcome {
+	switch {
+	case status >= 200 && status < 300:
+		return Delivered
+	case status == http.StatusRequestTimeout, status == http.StatusTooEarly,
+		status == http.StatusTooManyRequests, status >= 500:
+		return Retry
+	}
+	return Reject
+}
+
+// Config configures a destination. Preset picks the dialect; the other
+// fields are the user's account values and overrides.
+type Config struct {
+	// Preset names the dialect: "get" (default), "post", or a network preset.
+	Preset string
+	// URL is the postback URL template.
+	URL string
+	// Method overrides the preset's HTTP method.
+	Method string
+	// Body is a body template; BodyType is "form" or "json".
+	Body     string
+	BodyType string
+	// Headers are header templates.
+	Headers map[string]string
+	// Params are preset account values (pixel_id, access_token, …).
+	Params map[string]string
+	// SuccessBody, if set, is a regular expression a 2xx answer body must
+	// match to count as delivered; a 2xx that does not match is rejected.
+	SuccessBody string
+	// Statuses lists the order statuses to report; default approved and
+	// pending for a plain template.
+	Statuses []order.Status
+}
+
+// presetFunc builds a preset destination.
+type presetFunc func(Config) (Destination, error)
+
+// presets holds the network presets by name.
+var presets = map[string]presetFunc{
+	"get":  newGenericGET,
+	"post": newGenericPOST,
+}
+
+// PresetNames returns the known preset names, sorted.
+func PresetNames() []string {
+	names := make([]string, 0, len(presets))
+	for n := range presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// New builds a destination from config. Template errors, unknown presets and
+// missing account values are reported here, at load time.
+func New(cfg Config) (Destination, error) {
+	name := cfg.Preset
+	if name == "" {
+		name = "get"
+	}
+	f, ok := presets[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown preset %q (known: %s)", name, strings.Join(PresetNames(), ", "))
+	}
+	return f(cfg)
+}
+
+// TemplateDestination is the generic destination: a URL template, optional body and
+// header templates, and an optional success test on the answer body.
+type TemplateDestination struct {
+	Method      string
+	URL         *Template
+	Body        *Template
+	ContentType string
+	Headers     map[string]*Template
+	Success     *regexp.Regexp
+	Statuses    []order.Status
+}
+
+func newGenericGET(cfg Config) (Destination, error) {
+	if cfg.Method == "" {
+		cfg.Method = http.MethodGet
+	}
+	return NewTemplateDestination(cfg)
+}
+
+func newGenericPOST(cfg Config) (Destination, error) {
+	if cfg.Method == "" {
+		cfg.Method = http.MethodPost
+	}
+	return NewTemplateDestination(cfg)
+}
+
+// NewTemplateDestination builds a destination from templates in cfg.
+func NewTemplateDestination(cfg Config) (*TemplateDestination, error) {
+	if cfg.URL == "" {
+		return nil, fmt.Errorf("%w: no url", ErrTemplate)
+	}
+	d := &TemplateDestination{Method: strings.ToUpper(cfg.Method), Statuses: cfg.Statuses}
+	if d.Method == "" {
+		d.Method = http.MethodGet
+	}
+	var err error
+	if d.URL, err = ParseURL(cfg.URL); err != nil {
+		return nil, err
+	}
+	if cfg.Body != "" {
+		switch cfg.BodyType {
+		case "", "form":
+			d.Body, err = ParseForm(cfg.Body)
+			d.ContentType = "application/x-www-form-urlencoded"
+		case "json":
+			d.Body, err = ParseJSON(cfg.Body)
+			d.ContentType = "application/json"
+		default:
+			return nil, fmt.Errorf("body type %q: want form or json", cfg.BodyType)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	for name, v := range cfg.Headers {
+		t, err := ParseHeader(v)
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", name, err)
+		}
+		if d.Headers == nil {
+			d.Headers = map[string]*Template{}
+		}
+		d.Headers[http.CanonicalHeaderKey(name)] = t
+	}
+	if cfg.SuccessBody != "" {
+		if d.Success, err = regexp.Compile(cfg.SuccessBody); err != nil {
+			return nil, fmt.Errorf("success body pattern: %w", err)
+		}
+	}
+	if len(d.Statuses) == 0 {
+		d.Statuses = []order.Status{order.StatusApproved, order.StatusPending}
+	}
+	return d, nil
+}
+
+// Render implements Destination.
+func (d *TemplateDestination) Render(c *Conversion) (Request, error) {
+	u, err := d.URL.Render(c)
+	if err != nil {
+		return Request{}, err
+	}
+	r := Request{Method: d.Method, URL: u, Header: http.Header{}}
+	if d.Body != nil {
+		body, err := d.Body.Render(c)
+		if err != nil {
+			return Request{}, err
+		}
+		r.Body = []byte(body)
+		r.Header.Set("Content-Type", d.ContentType)
+	}
+	for name, t := range d.Headers {
+		v, err := t.Render(c)
+		if err != nil {
+			return Request{}, fmt.Errorf("header %s: %w", name, err)
+		}
+		r.Header.Set(name, v)
+	}
+	return r, nil
+}
+
+// Classify implements Destination.
+func (d *TemplateDestination) Classify(status int, _ http.Header, body []byte) (Outcome, string) {
+	o := ClassifyStatus(status)
+	if o == Delivered && d.Success != nil && !d.Success.Match(body) {
+		return Reject, "answer body does not match the success pattern"
+	}
+	return o, ""
+}
+
+// Supports implements Destination.
+func (d *TemplateDestination) Supports(_ string, status order.Status) bool {
+	for _, s := range d.Statuses {
+		if s == status {
+			return true
+		}
+	}
+	return false
+}
+
+// Interface guards
+var _ Destination = (*TemplateDestination)(nil)

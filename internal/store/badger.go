@@ -1,0 +1,261 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"go.uber.org/zap"
+)
+
+// Options configures the Badger store. Zero fields take the small-footprint
+// defaults below, which keep an idle store's heap near 12 MB instead of
+// Badger's 86 MB.
+type Options struct {
+	// Dir is the data directory; empty with InMemory.
+	Dir string
+	// InMemory keeps everything in memory (tests, demos): nothing persists.
+	InMemory bool
+	// SyncWrites makes every commit msync, to survive power loss. Without
+	// it writes still survive a process crash (Badger writes through mmap).
+	SyncWrites bool
+	// MemTableSize in bytes; default 16 MiB. The largest transaction is 15% of it.
+	MemTableSize int64
+	// NumMemtables; default 2.
+	NumMemtables int
+	// ValueLogFileSize in bytes; default 64 MiB.
+	ValueLogFileSize int64
+	// BlockCacheSize in bytes; default 0 (no compression, so no cache needed).
+	BlockCacheSize int64
+	// GCInterval between value-log GC runs; default 10 minutes.
+	GCInterval time.Duration
+	// Logger receives Badger's messages (Info is demoted to Debug).
+	Logger *zap.Logger
+}
+
+// Badger is a Store on Badger v4. It owns the value-log GC goroutine.
+type Badger struct {
+	db     *badger.DB
+	logger *zap.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// Open opens (or creates) a Badger store.
+func Open(o Options) (*Badger, error) {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = 16 << 20
+	}
+	if o.NumMemtables == 0 {
+		o.NumMemtables = 2
+	}
+	if o.ValueLogFileSize == 0 {
+		o.ValueLogFileSize = 64 << 20
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = 10 * time.Minute
+	}
+	dir := o.Dir
+	if o.InMemory {
+		dir = ""
+	}
+	bo := badger.DefaultOptions(dir).
+		WithInMemory(o.InMemory).
+		WithLogger(badgerLogger{o.Logger.Sugar()}).
+		WithMemTableSize(o.MemTableSize).
+		WithNumMemtables(o.NumMemtables).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4).
+		WithBaseTableSize(2 << 20).
+		WithValueLogFileSize(o.ValueLogFileSize).
+		WithBlockCacheSize(o.BlockCacheSize).
+		WithCompression(options.None).
+		WithIndexCacheSize(0).
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithSyncWrites(o.SyncWrites).
+		WithMetricsEnabled(false)
+	db, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("opening store %s: %w: this is usually another running Caddy; use 'caddy reload' to change its config (%v)", o.Dir, ErrLocked, err)
+		}
+		return nil, fmt.Errorf("opening store %s: %w", o.Dir, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Badger{db: db, logger: o.Logger, cancel: cancel, done: make(chan struct{})}
+	go s.gcLoop(ctx, o.GCInterval, o.InMemory)
+	return s, nil
+}
+
+// gcLoop reclaims value-log space. Our values are small and mostly live in
+// the LSM tree, so this rarely rewrites anything, but it bounds disk use if
+// large values appear.
+func (s *Badger) gcLoop(ctx context.Context, every time.Duration, inMemory bool) {
+	defer close(s.done)
+	if inMemory {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for range 10 {
+				if err := s.db.RunValueLogGC(0.5); err != nil {
+					if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+						s.logger.Warn("badger value log GC", zap.Error(err))
+					}
+					break
+				}
+			}
+		}
+	}
+}
+
+// Update implements Store. Conflicts are retried up to five times with a
+// short jittered pause.
+func (s *Badger) Update(fn func(Txn) error) error {
+	var err error
+	for attempt := range 5 {
+		err = s.db.Update(func(t *badger.Txn) error { return fn(badgerTxn{t}) })
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+		time.Sleep(time.Duration(rand.IntN(200*(attempt+1))) * time.Microsecond)
+	}
+	return fmt.Errorf("store update: %w", err)
+}
+
+// View implements Store.
+func (s *Badger) View(fn func(Txn) error) error {
+	return s.db.View(func(t *badger.Txn) error { return fn(badgerTxn{t}) })
+}
+
+// Sync implements Store.
+func (s *Badger) Sync() error {
+	if s.db.Opts().InMemory {
+		return nil
+	}
+	return s.db.Sync()
+}
+
+// Close stops the GC loop, then closes the database. Later calls do nothing.
+func (s *Badger) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.cancel()
+		<-s.done
+		err = s.db.Close()
+	})
+	return err
+}
+
+type badgerTxn struct{ t *badger.Txn }
+
+func (b badgerTxn) Get(key []byte) ([]byte, error) {
+	item, err := b.t.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store get: %w", err)
+	}
+	var out []byte
+	err = item.Value(func(v []byte) error {
+		payload, live, err := decodeValue(v, now())
+		if err != nil {
+			return err
+		}
+		if !live {
+			return ErrNotFound
+		}
+		out = append([]byte(nil), payload...)
+		return nil
+	})
+	return out, err
+}
+
+func (b badgerTxn) Set(key, value []byte, ttl time.Duration) error {
+	e := badger.NewEntry(key, encodeValue(value, ttl))
+	if ttl > 0 {
+		e = e.WithTTL(ttl)
+	}
+	if err := b.t.SetEntry(e); err != nil {
+		return fmt.Errorf("store set: %w", err)
+	}
+	return nil
+}
+
+func (b badgerTxn) Delete(key []byte) error {
+	if err := b.t.Delete(key); err != nil {
+		return fmt.Errorf("store delete: %w", err)
+	}
+	return nil
+}
+
+func (b badgerTxn) Scan(prefix, from []byte, fn func(key, value []byte) error) error {
+	start := prefix
+	if len(from) > 0 {
+		start = from
+	}
+	return b.scan(prefix, start, false, fn)
+}
+
+func (b badgerTxn) ScanReverse(prefix []byte, fn func(key, value []byte) error) error {
+	// A reverse iterator seeks to the greatest key <= start, so start past
+	// every key with the prefix.
+	start := append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff)
+	return b.scan(prefix, start, true, fn)
+}
+
+func (b badgerTxn) scan(prefix, start []byte, reverse bool, fn func(key, value []byte) error) error {
+	it := b.t.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false, Reverse: reverse})
+	defer it.Close()
+	t := now()
+	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
+		item := it.Item()
+		err := item.Value(func(v []byte) error {
+			payload, live, err := decodeValue(v, t)
+			if err != nil || !live {
+				return err
+			}
+			return fn(item.Key(), payload)
+		})
+		if errors.Is(err, ErrStop) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// badgerLogger sends Badger's log lines to zap. Badger's Info level is
+// chatty (table opens, compactions), so it is demoted to Debug.
+type badgerLogger struct{ s *zap.SugaredLogger }
+
+func (l badgerLogger) Errorf(f string, a ...any)   { l.s.Errorf(strings.TrimSpace(f), a...) }
+func (l badgerLogger) Warningf(f string, a ...any) { l.s.Warnf(strings.TrimSpace(f), a...) }
+func (l badgerLogger) Infof(f string, a ...any)    { l.s.Debugf(strings.TrimSpace(f), a...) }
+func (l badgerLogger) Debugf(f string, a ...any)   { l.s.Debugf(strings.TrimSpace(f), a...) }
+
+// Interface guards
+var (
+	_ Store = (*Badger)(nil)
+	_ Txn   = badgerTxn{}
+)
