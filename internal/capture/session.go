@@ -62,26 +62,27 @@ type Sessions struct {
 // DefaultMaxTouchpoints is the per-session touchpoint cap.
 const DefaultMaxTouchpoints = 20
 
-// Add records a touchpoint in the session, creating the session if needed.
-// A repeat of the same click (a reloaded landing page) refreshes the
-// existing touchpoint instead of adding one.
-func (s *Sessions) Add(id string, tp Touchpoint, gaClientID string) error {
+// Add records touchpoints in the session, creating the session if needed,
+// in one small transaction. A repeat of the same click (a reloaded landing
+// page) refreshes the existing touchpoint instead of adding one.
+func (s *Sessions) Add(id string, tps []Touchpoint, gaClientID string) error {
 	key := store.Key(store.PrefixSession, id)
 	return s.Store.Update(func(txn store.Txn) error {
 		sess, err := getSession(txn, key)
 		if errors.Is(err, store.ErrNotFound) {
-			sess = &Session{ID: id, CreatedAt: tp.CapturedAt}
+			sess = &Session{ID: id, CreatedAt: now()}
 		} else if err != nil {
 			return err
 		}
-		for i, old := range sess.Touchpoints {
-			if old.Network == tp.Network && old.ClickID == tp.ClickID {
-				tp.CapturedAt = old.CapturedAt // the first capture dates the click (Meta's fbc needs it stable)
-				sess.Touchpoints = append(sess.Touchpoints[:i], sess.Touchpoints[i+1:]...)
-				break
+		for _, tp := range tps {
+			for i, old := range sess.Touchpoints {
+				if old.Network == tp.Network && old.ClickID == tp.ClickID {
+					sess.Touchpoints = append(sess.Touchpoints[:i], sess.Touchpoints[i+1:]...)
+					break
+				}
 			}
+			sess.Touchpoints = append(sess.Touchpoints, tp)
 		}
-		sess.Touchpoints = append(sess.Touchpoints, tp)
 		max := s.MaxTouchpoints
 		if max <= 0 {
 			max = DefaultMaxTouchpoints

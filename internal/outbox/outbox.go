@@ -47,11 +47,6 @@ func New(s store.Store) *Outbox {
 // Store returns the outbox's store.
 func (o *Outbox) Store() store.Store { return o.store }
 
-// NewDelivery is a rendered postback to enqueue.
-type NewDelivery struct {
-	Delivery
-}
-
 // RecordResult says what Record wrote.
 type RecordResult struct {
 	// Conversion is the stored conversion, nil when everything was a duplicate.
@@ -68,9 +63,10 @@ type RecordResult struct {
 // Record writes a conversion and its deliveries in one transaction, together
 // with their idempotency markers. A delivery whose key is already marked is
 // a duplicate and is left out; once, if not nil, is a marker for the whole
-// call (a webhook event ID) that makes a second call with it a no-op. When
-// Record returns nil the deliveries are committed and will be sent.
-func (o *Outbox) Record(conv Conversion, deliveries []Delivery, once []byte) (RecordResult, error) {
+// call (a webhook event ID) that makes a second call with it a no-op; extra,
+// if not nil, writes more records in the same transaction. When Record
+// returns nil the deliveries are committed and will be sent.
+func (o *Outbox) Record(conv Conversion, deliveries []Delivery, once []byte, extra func(store.Txn) error) (RecordResult, error) {
 	var res RecordResult
 	t := now()
 	err := o.store.Update(func(txn store.Txn) error {
@@ -117,8 +113,13 @@ func (o *Outbox) Record(conv Conversion, deliveries []Delivery, once []byte) (Re
 				return err
 			}
 		}
-		if len(c.Deliveries) == 0 && len(c.Skipped) > 0 {
-			return nil // a pure duplicate: nothing new to record
+		if extra != nil {
+			if err := extra(txn); err != nil {
+				return err
+			}
+		}
+		if len(c.Deliveries) == 0 && (len(c.Credits) == 0 || len(res.Duplicates) > 0) {
+			return nil // nothing credited, or a duplicate: no new conversion
 		}
 		c.CreatedAt = t
 		v, err := json.Marshal(&c)

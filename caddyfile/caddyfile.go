@@ -1,0 +1,705 @@
+// Package caddyfile is caddy-postback's Caddyfile glue: the global option
+// `postback { … }` that configures the postback app, and the site directive
+// `postback { … }` that configures the http.handlers.postback handler.
+package caddyfile
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+
+	"github.com/caddy-postback/caddy-postback/internal/postback"
+	"github.com/caddy-postback/caddy-postback/module"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("postback", parseGlobal)
+	httpcaddyfile.RegisterHandlerDirective("postback", parseHandler)
+	// Right inside encode: the handler sees the uncompressed output of the
+	// handlers after it, and users need no order line.
+	httpcaddyfile.RegisterDirectiveOrder("postback", httpcaddyfile.After, "encode")
+}
+
+// parseGlobal parses the global option:
+//
+//	postback {
+//		storage <dir>|:memory:
+//		sync_writes
+//		attribution last_click|first_click
+//		max_click_id_length <n>
+//		max_touchpoints <n>
+//		consent_cookie <name> [<value>]
+//		truncate_ip
+//		disable_metrics
+//		cookie {
+//			name <name>
+//			domain <domain>
+//			secret <secret>
+//			lifetime <duration>
+//		}
+//		delivery {
+//			timeout <duration>
+//			retry_base <duration>
+//			retry_max <duration>
+//			pause_after <n>
+//			pause_base <duration>
+//			log_retention <duration>
+//			dead_retention <duration>
+//			durable true|false
+//		}
+//		network <name> {
+//			preset <preset>
+//			click_param <param...>
+//			role affiliate|platform
+//			window <duration>
+//			url <template>
+//			method <method>
+//			body <template> [form|json]
+//			header <name> <template>
+//			param <key> <value>
+//			<preset account value> <value>
+//			success_body <regexp>
+//			events <event...>
+//			max_age <duration>
+//			concurrency <n>
+//		}
+//	}
+func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("postback global option given twice; merge the blocks")
+	}
+	app := new(module.App)
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if name != "network" {
+			if seen[name] {
+				return nil, d.Errf("%s already specified", name)
+			}
+			seen[name] = true
+		}
+		var err error
+		switch name {
+		case "storage":
+			err = oneArg(d, &app.Storage)
+		case "sync_writes":
+			err = flag(d, &app.SyncWrites)
+		case "attribution":
+			err = oneArg(d, &app.Attribution)
+		case "max_click_id_length":
+			err = intArg(d, &app.MaxClickIDLength)
+		case "max_touchpoints":
+			err = intArg(d, &app.MaxTouchpoints)
+		case "consent_cookie":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return nil, d.ArgErr()
+			}
+			app.ConsentCookie = args[0]
+			if len(args) == 2 {
+				app.ConsentValue = args[1]
+			}
+		case "truncate_ip":
+			err = flag(d, &app.TruncateIP)
+		case "disable_metrics":
+			err = flag(d, &app.DisableMetrics)
+		case "cookie":
+			app.Cookie, err = parseCookie(d)
+		case "delivery":
+			app.Delivery, err = parseDelivery(d)
+		case "network":
+			var nname string
+			var n *module.Network
+			nname, n, err = parseNetwork(d)
+			if err == nil {
+				if app.Networks == nil {
+					app.Networks = map[string]*module.Network{}
+				}
+				if _, dup := app.Networks[nname]; dup {
+					return nil, d.Errf("network %s already specified", nname)
+				}
+				app.Networks[nname] = n
+			}
+		default:
+			return nil, d.Errf("unrecognized postback option '%s'", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return httpcaddyfile.App{Name: "postback", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+func parseCookie(d *caddyfile.Dispenser) (*module.Cookie, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	c := new(module.Cookie)
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return nil, d.Errf("cookie %s already specified", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "name":
+			err = oneArg(d, &c.Name)
+		case "domain":
+			err = oneArg(d, &c.Domain)
+		case "secret":
+			err = oneArg(d, &c.Secret)
+		case "lifetime":
+			err = durationArg(d, &c.Lifetime)
+		default:
+			return nil, d.Errf("unrecognized cookie option '%s'", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func parseDelivery(d *caddyfile.Dispenser) (*module.Delivery, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	dl := new(module.Delivery)
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return nil, d.Errf("delivery %s already specified", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "timeout":
+			err = durationArg(d, &dl.Timeout)
+		case "retry_base":
+			err = durationArg(d, &dl.RetryBase)
+		case "retry_max":
+			err = durationArg(d, &dl.RetryMax)
+		case "pause_after":
+			err = intArg(d, &dl.PauseAfter)
+		case "pause_base":
+			err = durationArg(d, &dl.PauseBase)
+		case "log_retention":
+			err = durationArg(d, &dl.LogRetention)
+		case "dead_retention":
+			err = durationArg(d, &dl.DeadRetention)
+		case "durable":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				b, perr := strconv.ParseBool(v)
+				if perr != nil {
+					return nil, d.Errf("durable: want true or false, got %q", v)
+				}
+				dl.Durable = &b
+			}
+		default:
+			return nil, d.Errf("unrecognized delivery option '%s'", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return dl, nil
+}
+
+func parseNetwork(d *caddyfile.Dispenser) (string, *module.Network, error) {
+	var name string
+	if !d.Args(&name) {
+		return "", nil, d.ArgErr()
+	}
+	if d.NextArg() {
+		return "", nil, d.ArgErr()
+	}
+	n := new(module.Network)
+	seen := map[string]bool{}
+	accountParams := map[string]bool{}
+	for _, p := range postback.ParamNames() {
+		accountParams[p] = true
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		if key != "header" && key != "param" {
+			if seen[key] {
+				return "", nil, d.Errf("network %s: %s already specified", name, key)
+			}
+			seen[key] = true
+		}
+		var err error
+		switch key {
+		case "preset":
+			err = oneArg(d, &n.Preset)
+		case "click_param":
+			n.ClickParams = d.RemainingArgs()
+			if len(n.ClickParams) == 0 {
+				return "", nil, d.ArgErr()
+			}
+		case "role":
+			err = oneArg(d, &n.Role)
+		case "window":
+			err = durationArg(d, &n.Window)
+		case "url":
+			err = oneArg(d, &n.URL)
+		case "method":
+			err = oneArg(d, &n.Method)
+		case "body":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return "", nil, d.ArgErr()
+			}
+			n.Body = args[0]
+			if len(args) == 2 {
+				n.BodyType = args[1]
+			}
+		case "header":
+			var hname, hval string
+			if !d.Args(&hname, &hval) || d.NextArg() {
+				return "", nil, d.ArgErr()
+			}
+			if n.Headers == nil {
+				n.Headers = map[string]string{}
+			}
+			if _, dup := n.Headers[hname]; dup {
+				return "", nil, d.Errf("network %s: header %s already specified", name, hname)
+			}
+			n.Headers[hname] = hval
+		case "param":
+			var k, v string
+			if !d.Args(&k, &v) || d.NextArg() {
+				return "", nil, d.ArgErr()
+			}
+			err = setParam(d, n, name, k, v)
+		case "success_body":
+			err = oneArg(d, &n.SuccessBody)
+		case "events":
+			n.Events = d.RemainingArgs()
+			if len(n.Events) == 0 {
+				return "", nil, d.ArgErr()
+			}
+		case "max_age":
+			err = durationArg(d, &n.MaxAge)
+		case "concurrency":
+			err = intArg(d, &n.Concurrency)
+		default:
+			if !accountParams[key] {
+				return "", nil, d.Errf("network %s: unrecognized option '%s'", name, key)
+			}
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				err = setParam(d, n, name, key, v)
+			}
+		}
+		if err != nil {
+			return "", nil, err
+		}
+	}
+	return name, n, nil
+}
+
+func setParam(d *caddyfile.Dispenser, n *module.Network, network, k, v string) error {
+	if n.Params == nil {
+		n.Params = map[string]string{}
+	}
+	if _, dup := n.Params[k]; dup {
+		return d.Errf("network %s: %s already specified", network, k)
+	}
+	n.Params[k] = v
+	return nil
+}
+
+// parseHandler parses the site directive:
+//
+//	postback {
+//		conversion [<event>] {
+//			match <matcher> | match { <matchers> }
+//			response { <response matchers> }
+//			status approved|pending
+//			order_id <placeholder>
+//			amount <placeholder> [minor]
+//			currency <placeholder>
+//			coupon <placeholder>
+//			default_currency <code>
+//			from ga4 [<event>]
+//			from magento
+//			from jsonld
+//			from json { order_id <path>; amount <path> [minor]; currency <path>; coupon <path> }
+//			from regex <pattern> [minor]
+//			from header { order_id <name>; amount <name> [minor]; currency <name>; coupon <name> }
+//			max_body <size>
+//			join_only
+//		}
+//		webhook <path> <provider> [<secret...>] [{ … }]
+//		decorate <host> <provider> | decorate <host> param <name>
+//	}
+func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	d := h.Dispenser
+	hd := new(module.Handler)
+	d.Next()
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "conversion":
+			var rule *module.Rule
+			rule, err = parseRule(h)
+			hd.Conversions = append(hd.Conversions, rule)
+		case "webhook":
+			var wh *module.Webhook
+			wh, err = parseWebhook(d)
+			hd.Webhooks = append(hd.Webhooks, wh)
+		case "decorate":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 2:
+				hd.Decorate = append(hd.Decorate, &module.Decoration{Host: args[0], Provider: args[1]})
+			case len(args) == 3 && args[1] == "param":
+				hd.Decorate = append(hd.Decorate, &module.Decoration{Host: args[0], Param: args[2]})
+			default:
+				return nil, d.Errf("decorate: want '<host> <provider>' or '<host> param <name>'")
+			}
+		default:
+			return nil, d.Errf("unrecognized postback subdirective '%s'", d.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return hd, nil
+}
+
+func parseRule(h httpcaddyfile.Helper) (*module.Rule, error) {
+	d := h.Dispenser
+	rule := new(module.Rule)
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 0:
+	case 1:
+		rule.Event = args[0]
+	default:
+		return nil, d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		if key != "from" {
+			if seen[key] {
+				return nil, d.Errf("conversion %s already specified", key)
+			}
+			seen[key] = true
+		}
+		var err error
+		switch key {
+		case "match":
+			var set caddy.ModuleMap
+			if d.CountRemainingArgs() > 0 {
+				// One matcher on the line: "match path /thank-you*".
+				set, err = caddyhttp.ParseCaddyfileNestedMatcherSet(inlineBlock(d))
+			} else {
+				set, err = caddyhttp.ParseCaddyfileNestedMatcherSet(d)
+			}
+			if err != nil {
+				return nil, err
+			}
+			rule.MatcherSetsRaw = append(rule.MatcherSetsRaw, set)
+		case "response":
+			rm := map[string]caddyhttp.ResponseMatcher{}
+			if err := caddyhttp.ParseNamedResponseMatcher(d.NewFromNextSegment(), rm); err != nil {
+				return nil, err
+			}
+			m := rm["response"]
+			rule.Response = &m
+		case "status":
+			err = oneArg(d, &rule.Status)
+		case "order_id":
+			err = oneArg(d, &rule.OrderID)
+		case "amount":
+			a := d.RemainingArgs()
+			if len(a) == 0 || len(a) > 2 || (len(a) == 2 && a[1] != "minor") {
+				return nil, d.Errf("amount: want '<placeholder> [minor]'")
+			}
+			rule.Amount, rule.AmountMinor = a[0], len(a) == 2
+		case "currency":
+			err = oneArg(d, &rule.Currency)
+		case "coupon":
+			err = oneArg(d, &rule.Coupon)
+		case "default_currency":
+			err = oneArg(d, &rule.DefaultCurrency)
+		case "from":
+			var src *module.Source
+			src, err = parseSource(d)
+			rule.From = append(rule.From, src)
+		case "max_body":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				size, perr := humanize.ParseBytes(v)
+				if perr != nil || size > 1<<30 {
+					return nil, d.Errf("max_body %q: want a size such as 1MiB (at most 1GiB)", v)
+				}
+				rule.MaxBody = int(size)
+			}
+		case "join_only":
+			err = flag(d, &rule.JoinOnly)
+		default:
+			return nil, d.Errf("unrecognized conversion option '%s'", key)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return rule, nil
+}
+
+// inlineBlock turns "match path /a /b" into a dispenser over
+// "match { path /a /b }" for the nested matcher parser.
+func inlineBlock(d *caddyfile.Dispenser) *caddyfile.Dispenser {
+	tok := d.Token()
+	toks := []caddyfile.Token{tok, {File: tok.File, Line: tok.Line, Text: "{"}}
+	for d.NextArg() {
+		toks = append(toks, d.Token())
+	}
+	toks = append(toks, caddyfile.Token{File: tok.File, Line: tok.Line, Text: "}"})
+	nd := caddyfile.NewDispenser(toks)
+	nd.Next()
+	return nd
+}
+
+func parseSource(d *caddyfile.Dispenser) (*module.Source, error) {
+	var typ string
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	typ = d.Val()
+	s := &module.Source{Type: typ}
+	switch typ {
+	case "ga4":
+		if d.NextArg() {
+			s.Event = d.Val()
+		}
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+	case "magento", "jsonld":
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+	case "regex":
+		a := d.RemainingArgs()
+		if len(a) == 0 || len(a) > 2 || (len(a) == 2 && a[1] != "minor") {
+			return nil, d.Errf("from regex: want '<pattern> [minor]'")
+		}
+		s.Pattern, s.AmountMinor = a[0], len(a) == 2
+	case "json", "header":
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+		seen := map[string]bool{}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			key := d.Val()
+			if seen[key] {
+				return nil, d.Errf("from %s: %s already specified", typ, key)
+			}
+			seen[key] = true
+			a := d.RemainingArgs()
+			if len(a) == 0 || len(a) > 2 || (len(a) == 2 && (key != "amount" || a[1] != "minor")) {
+				return nil, d.ArgErr()
+			}
+			switch key {
+			case "order_id":
+				s.OrderID = a[0]
+			case "amount":
+				s.Amount, s.AmountMinor = a[0], len(a) == 2
+			case "currency":
+				s.Currency = a[0]
+			case "coupon":
+				s.Coupon = a[0]
+			default:
+				return nil, d.Errf("from %s: unrecognized field '%s'", typ, key)
+			}
+		}
+	default:
+		return nil, d.Errf("from: unknown source '%s' (want ga4, magento, jsonld, json, regex or header)", typ)
+	}
+	return s, nil
+}
+
+func parseWebhook(d *caddyfile.Dispenser) (*module.Webhook, error) {
+	wh := new(module.Webhook)
+	if !d.Args(&wh.Path, &wh.Provider) {
+		return nil, d.ArgErr()
+	}
+	wh.Secrets = d.RemainingArgs()
+	seen := map[string]bool{}
+	g := new(module.GenericWebhook)
+	generic := false
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		if key != "secret" && key != "status_map" {
+			if seen[key] {
+				return nil, d.Errf("webhook %s: %s already specified", key, wh.Path)
+			}
+			seen[key] = true
+		}
+		var err error
+		switch key {
+		case "secret":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				wh.Secrets = append(wh.Secrets, s)
+			}
+		case "tolerance":
+			err = durationArg(d, &wh.Tolerance)
+		case "session_field":
+			err = oneArg(d, &wh.SessionField)
+		case "event":
+			err = oneArg(d, &wh.Event)
+		case "max_body":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				size, perr := humanize.ParseBytes(v)
+				if perr != nil || size > 1<<30 {
+					return nil, d.Errf("max_body %q: want a size such as 1MiB", v)
+				}
+				wh.MaxBody = int64(size)
+			}
+		case "insecure":
+			err = flag(d, &wh.Insecure)
+		case "header", "algorithm", "encoding", "prefix", "timestamp_header", "signed_payload",
+			"order_id", "currency", "event_type", "status", "session", "event_id", "email", "coupon":
+			generic = true
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				*genericField(g, key) = v
+			}
+		case "amount":
+			generic = true
+			a := d.RemainingArgs()
+			if len(a) == 0 || len(a) > 2 || (len(a) == 2 && a[1] != "minor") {
+				return nil, d.Errf("amount: want '<path> [minor]'")
+			}
+			g.Amount, g.AmountMinor = a[0], len(a) == 2
+		case "events":
+			generic = true
+			g.Events = d.RemainingArgs()
+			if len(g.Events) == 0 {
+				return nil, d.ArgErr()
+			}
+		case "status_map":
+			generic = true
+			var raw, to string
+			if !d.Args(&raw, &to) || d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if g.StatusMap == nil {
+				g.StatusMap = map[string]string{}
+			}
+			g.StatusMap[raw] = to
+		default:
+			return nil, d.Errf("webhook %s: unrecognized option '%s'", wh.Path, key)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if generic {
+		if wh.Provider != "generic" {
+			return nil, d.Errf("webhook %s: field paths and signature options are only for the generic provider", wh.Path)
+		}
+		wh.Generic = g
+	}
+	return wh, nil
+}
+
+func genericField(g *module.GenericWebhook, key string) *string {
+	switch key {
+	case "header":
+		return &g.Header
+	case "algorithm":
+		return &g.Algorithm
+	case "encoding":
+		return &g.Encoding
+	case "prefix":
+		return &g.Prefix
+	case "timestamp_header":
+		return &g.TimestampHeader
+	case "signed_payload":
+		return &g.SignedPayload
+	case "order_id":
+		return &g.OrderID
+	case "currency":
+		return &g.Currency
+	case "event_type":
+		return &g.EventType
+	case "status":
+		return &g.Status
+	case "session":
+		return &g.Session
+	case "event_id":
+		return &g.EventID
+	case "email":
+		return &g.Email
+	}
+	return &g.Coupon
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func flag(d *caddyfile.Dispenser, dst *bool) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = true
+	return nil
+}
+
+func intArg(d *caddyfile.Dispenser, dst *int) error {
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return d.Errf("%s: want a whole number, got %q", d.Val(), s)
+	}
+	*dst = n
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("bad duration %q: %v", s, err)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+

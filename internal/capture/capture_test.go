@@ -1,0 +1,188 @@
+package capture
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-postback/caddy-postback/internal/store"
+)
+
+func testRecognizer(t *testing.T) *Recognizer {
+	t.Helper()
+	r, err := NewRecognizer([]Network{
+		{Name: "impact", Params: []string{"irclickid"}, Window: time.Hour},
+		{Name: "everflow", Params: []string{"_ef_transaction_id", "transaction_id"}, Window: time.Hour},
+		{Name: "meta", Params: []string{"fbclid"}, Window: time.Hour, Role: "platform"},
+	}, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRecognizerHas(t *testing.T) {
+	r := testRecognizer(t)
+	for _, tc := range []struct {
+		q    string
+		want bool
+	}{
+		{"", false},
+		{"page=2&sort=asc", false},
+		{"irclickid=abc", true},
+		{"a=1&fbclid=IwAR2F4-dbP0", true},
+		{"IRCLICKID=abc", false}, // parameter names are case-sensitive
+		{"x=irclickid", false},
+		{"%69rclickid=abc", true}, // an escaped name still counts
+	} {
+		if got := r.Has(tc.q); got != tc.want {
+			t.Errorf("Has(%q) = %v, want %v", tc.q, got, tc.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { r.Has("page=2&sort=asc&utm_source=news") }); n != 0 {
+		t.Errorf("Has allocates %v times on a query without click IDs", n)
+	}
+}
+
+func TestRecognizerFind(t *testing.T) {
+	r := testRecognizer(t)
+	q, _ := url.ParseQuery("irclickid=Abc-123_x&fbclid=" + strings.Repeat("a", 65) + "&transaction_id=t2&_ef_transaction_id=t1")
+	hits, errs := r.Find(q)
+	got := map[string]string{}
+	for _, h := range hits {
+		got[r.Networks()[h.Network].Name] = h.ClickID
+	}
+	if got["impact"] != "Abc-123_x" {
+		t.Errorf("impact click = %q (case and punctuation must be kept)", got["impact"])
+	}
+	if got["everflow"] != "t1" {
+		t.Errorf("everflow click = %q, want the first-listed parameter's value t1", got["everflow"])
+	}
+	if _, ok := got["meta"]; ok || len(errs) != 1 {
+		t.Errorf("an oversized fbclid must be rejected with an error: hits %v errs %v", got, errs)
+	}
+}
+
+func TestDuplicateParamIsAConfigError(t *testing.T) {
+	_, err := NewRecognizer([]Network{{Name: "a", Params: []string{"clickid"}}, {Name: "b", Params: []string{"clickid"}}}, 0)
+	if err == nil || !strings.Contains(err.Error(), "clickid") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestValidClickID(t *testing.T) {
+	for _, tc := range []struct {
+		v  string
+		ok bool
+	}{
+		{"abc123", true},
+		{"IwAR2F4-dbP0l7Mn1IawQQ_x", true},
+		{"SKhRQaSXwxyOUQ:wUx0Mo36", true},
+		{"", false},
+		{"has space", false},
+		{"tab\there", false},
+		{"nul\x00", false},
+		{"caf\xc3\xa9", false},
+		{strings.Repeat("x", 65), false},
+	} {
+		if err := ValidClickID(tc.v, 64); (err == nil) != tc.ok {
+			t.Errorf("ValidClickID(%q) = %v, want ok=%v", tc.v, err, tc.ok)
+		}
+	}
+}
+
+func TestCookieSignVerify(t *testing.T) {
+	s, err := NewSigner([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewSigner([]byte(strings.Repeat("o", 32)))
+	id, v := s.New()
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]{1,200}$`).MatchString(v) {
+		t.Fatalf("cookie value %q cannot ride as a Stripe client_reference_id", v)
+	}
+	if got, ok := s.Verify(v); !ok || got != id {
+		t.Fatalf("Verify(own) = %q %v", got, ok)
+	}
+	tampered := []byte(v)
+	tampered[3] ^= 1
+	for name, bad := range map[string]string{
+		"other key":   func() string { _, x := other.New(); return x }(),
+		"tampered id": string(tampered),
+		"truncated":   v[:len(v)-1],
+		"unsigned":    id,
+		"empty":       "",
+	} {
+		if _, ok := s.Verify(bad); ok {
+			t.Errorf("%s cookie verified", name)
+		}
+	}
+	if _, err := NewSigner([]byte("short")); err == nil {
+		t.Error("a short key must be refused")
+	}
+}
+
+func TestCookieValue(t *testing.T) {
+	h := http.Header{"Cookie": {`a=1; _pbsid=XYZ; b="q"`, "c=3"}}
+	if got := CookieValue(h, "_pbsid"); got != "XYZ" {
+		t.Errorf("got %q", got)
+	}
+	if got := CookieValue(h, "b"); got != "q" {
+		t.Errorf("quoted: got %q", got)
+	}
+	if got := CookieValue(h, "missing"); got != "" {
+		t.Errorf("missing: got %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { CookieValue(h, "_pbsid") }); n != 0 {
+		t.Errorf("CookieValue allocates %v times", n)
+	}
+}
+
+func TestSessionsAddCapAndRepeat(t *testing.T) {
+	st, err := store.Open(store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ss := &Sessions{Store: st, MaxTouchpoints: 3, TTL: time.Hour}
+	t0 := time.Now()
+	for i, id := range []string{"a", "b", "c", "d", "c"} {
+		tp := Touchpoint{Network: "n", ClickID: id, CapturedAt: t0.Add(time.Duration(i) * time.Second), ExpiresAt: t0.Add(time.Hour)}
+		if err := ss.Add("s1", []Touchpoint{tp}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess, err := ss.Get("s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, tp := range sess.Touchpoints {
+		ids = append(ids, tp.ClickID)
+	}
+	// Capped at 3, oldest dropped; the repeated "c" moved to the end.
+	if strings.Join(ids, ",") != "b,d,c" {
+		t.Fatalf("touchpoints = %v, want b,d,c", ids)
+	}
+	if found, err := ss.Erase("s1"); err != nil || !found {
+		t.Fatalf("erase: %v %v", found, err)
+	}
+	if _, err := ss.Get("s1"); err == nil {
+		t.Fatal("erased session still readable")
+	}
+}
+
+func TestTruncateIP(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.77":          "203.0.113.0",
+		"2001:db8:abcd:1234::1": "2001:db8:abcd::",
+		"not an ip":             "",
+	} {
+		if got := TruncateIP(in); got != want {
+			t.Errorf("TruncateIP(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

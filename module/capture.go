@@ -1,0 +1,116 @@
+package module
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-postback/caddy-postback/internal/capture"
+)
+
+// capture records the click IDs of a landing request in the visitor's
+// session, creating the session (and setting its cookie) when the visitor
+// has none. It returns the session ID and its signed reference (the cookie
+// value), or the ones it was given when nothing was captured. Bad click IDs
+// are ignored and counted; the request goes on.
+func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref string) (string, string) {
+	a := h.app
+	if a.ConsentCookie != "" && capture.CookieValue(r.Header, a.ConsentCookie) != a.ConsentValue {
+		return sessionID, ref
+	}
+	hits, errs := a.recognizer.Find(r.URL.Query())
+	for _, err := range errs {
+		if a.metrics != nil {
+			a.metrics.badClicks.Inc()
+		}
+		if c := h.logger.Check(zap.DebugLevel, "ignoring a malformed click ID"); c != nil {
+			c.Write(zap.Error(err))
+		}
+	}
+	if len(hits) == 0 {
+		return sessionID, ref
+	}
+	t := now()
+	ip := clientIP(r)
+	if a.TruncateIP {
+		ip = capture.TruncateIP(ip)
+	}
+	nets := a.recognizer.Networks()
+	query := r.URL.Query()
+	var subs map[string]string
+	for _, p := range capture.SubParams {
+		if v := query.Get(p); v != "" && capture.ValidClickID(v, a.MaxClickIDLength) == nil {
+			if subs == nil {
+				subs = map[string]string{}
+			}
+			subs[p] = v
+		}
+	}
+	tps := make([]capture.Touchpoint, 0, len(hits))
+	for _, hit := range hits {
+		n := nets[hit.Network]
+		tps = append(tps, capture.Touchpoint{
+			Network: n.Name, Param: hit.Param, ClickID: hit.ClickID,
+			CapturedAt: t, ExpiresAt: t.Add(n.Window),
+			LandingURL: landingURL(r), Referrer: r.Referer(), ClientIP: ip, UserAgent: r.UserAgent(), Subs: subs,
+		})
+	}
+	fresh := sessionID == ""
+	if fresh {
+		sessionID, ref = a.signer.New()
+	}
+	if err := a.sessions.Add(sessionID, tps, gaClientID(r)); err != nil {
+		// The visitor still gets the page; only this click is lost.
+		h.logger.Error("storing captured click", zap.Error(err))
+		if fresh {
+			return "", ""
+		}
+		return sessionID, ref
+	}
+	// A new session gets its cookie; an old one is set again so that its
+	// lifetime runs from this click.
+	h.setCookie(w, r, ref)
+	for _, tp := range tps {
+		if a.metrics != nil {
+			a.metrics.clicks.WithLabelValues(tp.Network).Inc()
+		}
+	}
+	if c := h.logger.Check(zap.DebugLevel, "click captured"); c != nil {
+		c.Write(zap.Int("clicks", len(tps)), zap.Bool("new_session", fresh))
+	}
+	return sessionID, ref
+}
+
+func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, value string) {
+	a := h.app
+	c := &http.Cookie{
+		Name: a.Cookie.Name, Value: value, Path: "/", Domain: a.Cookie.Domain,
+		MaxAge: int(a.cookieLife / time.Second), HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	}
+	w.Header().Add("Set-Cookie", c.String())
+}
+
+func landingURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.RequestURI()
+}
+
+// gaClientID reads the Google Analytics client ID from the _ga cookie:
+// "GA1.1.1197596843.1673515099" holds client ID "1197596843.1673515099".
+func gaClientID(r *http.Request) string {
+	v := capture.CookieValue(r.Header, "_ga")
+	parts := strings.Split(v, ".")
+	if len(parts) < 4 {
+		return ""
+	}
+	return parts[len(parts)-2] + "." + parts[len(parts)-1]
+}
+
+// now is the clock; tests replace it.
+var now = time.Now

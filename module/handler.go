@@ -1,0 +1,132 @@
+package module
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-postback/caddy-postback/internal/capture"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the postback site handler. On every request it covers it
+// captures click IDs into the visitor's session; for visitors with a
+// session it applies the conversion rules to confirmation pages as they
+// stream through; and it serves the configured webhook endpoints.
+//
+// A request with no click ID, no session cookie and no webhook path costs a
+// query-string scan and a cookie-header scan: no allocation, no store access.
+type Handler struct {
+	// Conversions are the rules that recognise confirmation pages and read
+	// the order from them.
+	Conversions []*Rule `json:"conversions,omitempty"`
+	// Webhooks are the endpoints that receive e-commerce platforms' webhooks.
+	Webhooks []*Webhook `json:"webhooks,omitempty"`
+	// Decorate adds the visitor's session reference to links to hosted
+	// checkouts in HTML responses, so the platform's webhook carries it back.
+	Decorate []*Decoration `json:"decorate,omitempty"`
+
+	app      *App
+	logger   *zap.Logger
+	webhooks map[string]*Webhook
+	bodies   bool // some rule reads the response body
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.postback", New: func() caddy.Module { return new(Handler) }}
+}
+
+// Provision sets up the rules and endpoints and joins the postback app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	appIface, err := ctx.App("postback")
+	if err != nil {
+		return fmt.Errorf("loading postback app: %w", err)
+	}
+	h.app = appIface.(*App)
+	for i, rule := range h.Conversions {
+		if err := rule.provision(ctx); err != nil {
+			return fmt.Errorf("conversion %d: %w", i, err)
+		}
+		if len(rule.sources) > 0 {
+			h.bodies = true
+		}
+	}
+	if err := h.provisionWebhooks(ctx); err != nil {
+		return err
+	}
+	return h.provisionDecorations()
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.webhooks != nil {
+		if wh, ok := h.webhooks[r.URL.Path]; ok {
+			return h.serveWebhook(w, r, wh)
+		}
+	}
+	a := h.app
+	click := a.recognizer.Has(r.URL.RawQuery)
+	var cookie string
+	if len(r.Header["Cookie"]) > 0 {
+		cookie = capture.CookieValue(r.Header, a.Cookie.Name)
+	}
+	if !click && cookie == "" {
+		return next.ServeHTTP(w, r)
+	}
+	return h.serveTracked(w, r, next, click, cookie)
+}
+
+// serveTracked handles a request that carries a click ID or a session cookie.
+func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, click bool, cookie string) error {
+	a := h.app
+	sessionID, ref := "", ""
+	if cookie != "" {
+		if id, ok := a.signer.Verify(cookie); ok {
+			sessionID, ref = id, cookie
+		} else if c := h.logger.Check(zap.DebugLevel, "ignoring a session cookie with a bad signature"); c != nil {
+			c.Write(zap.String("remote_ip", clientIP(r)))
+		}
+	}
+	if click {
+		sessionID, ref = h.capture(w, r, sessionID, ref)
+	}
+	if sessionID == "" {
+		return next.ServeHTTP(w, r)
+	}
+	rules := h.matchingRules(r)
+	if dw := h.decorateWriter(w, ref); dw != w {
+		defer dw.(*decorator).finish()
+		w = dw
+	}
+	if len(rules) == 0 {
+		return next.ServeHTTP(w, r)
+	}
+	tw := newTeeWriter(w, rules, h.maxBody(rules))
+	defer tw.release()
+	err := next.ServeHTTP(tw, r)
+	h.convert(r, tw, rules, sessionID)
+	return err
+}
+
+// clientIP is the client address as Caddy determined it (trusted proxies
+// taken into account).
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
+		return ip
+	}
+	return r.RemoteAddr
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

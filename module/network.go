@@ -1,0 +1,126 @@
+package module
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-postback/caddy-postback/internal/capture"
+	"github.com/caddy-postback/caddy-postback/internal/postback"
+)
+
+// Network configures one click source and where its conversions are sent.
+type Network struct {
+	// Preset names the postback dialect: "get" (a plain URL template, the
+	// default), "post", or a network preset such as "everflow" or
+	// "meta_capi". A preset also brings the network's usual click-ID
+	// parameters.
+	Preset string `json:"preset,omitempty"`
+	// ClickParams are the landing-URL query parameters that carry this
+	// network's click ID, matched case-sensitively. Default: the preset's,
+	// or those of the built-in network with the same name.
+	ClickParams []string `json:"click_params,omitempty"`
+	// Role is "affiliate" (competes for the conversion) or "platform" (told
+	// of every conversion it has a click for). Default: the preset's, else
+	// affiliate.
+	Role string `json:"role,omitempty"`
+	// Window is the attribution window. Default: 30 days.
+	Window caddy.Duration `json:"window,omitempty"`
+	// URL is the postback URL template, with tokens such as {click_id},
+	// {order_id} and {amount}; {env.*} placeholders are replaced at load.
+	URL string `json:"url,omitempty"`
+	// Method overrides the preset's HTTP method.
+	Method string `json:"method,omitempty"`
+	// Body is a request body template; BodyType is "form" (default) or "json".
+	Body     string `json:"body,omitempty"`
+	BodyType string `json:"body_type,omitempty"`
+	// Headers are request header templates.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Params are the preset's account values (pixel_id, access_token, …).
+	Params map[string]string `json:"params,omitempty"`
+	// SuccessBody is a regular expression a 2xx answer's body must match to
+	// count as delivered. Default: none (any 2xx is success).
+	SuccessBody string `json:"success_body,omitempty"`
+	// Events limits the events reported to this network. Default: all.
+	Events []string `json:"events,omitempty"`
+	// MaxAge is how long a failing delivery is retried before it becomes a
+	// dead letter. Default: 72h.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+	// Concurrency bounds parallel postbacks to this network. Default: 8.
+	Concurrency int `json:"concurrency,omitempty"`
+}
+
+// networkName is what a network may be called: it is used in store keys,
+// metrics labels and the admin API.
+var networkName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// capturePresetFor maps postback presets to the built-in click sources.
+var capturePresetFor = map[string]string{
+	"meta_capi": "meta",
+	"ga4_mp":    "google_ads",
+	"tiktok":    "tiktok",
+}
+
+// DefaultWindow is a network's attribution window when none is set.
+const DefaultWindow = 30 * 24 * time.Hour
+
+// provision fills defaults and builds the capture and postback sides.
+func (n *Network) provision(name string, repl *caddy.Replacer) (capture.Network, postback.Destination, error) {
+	if !networkName.MatchString(name) {
+		return capture.Network{}, nil, fmt.Errorf("network name %q: use lower-case letters, digits, '_' and '-'", name)
+	}
+	preset, ok := capture.Presets[name]
+	if cp, has := capturePresetFor[n.Preset]; has {
+		preset, ok = capture.Presets[cp]
+	} else if p, has := capture.Presets[n.Preset]; has {
+		preset, ok = p, true
+	}
+	if len(n.ClickParams) == 0 {
+		if !ok {
+			return capture.Network{}, nil, fmt.Errorf("network %s: no click_param, and no built-in network of that name or preset", name)
+		}
+		n.ClickParams = preset.Params
+	}
+	if n.Role == "" {
+		n.Role = preset.Role
+		if n.Role == "" {
+			n.Role = "affiliate"
+		}
+	}
+	if n.Role != "affiliate" && n.Role != "platform" {
+		return capture.Network{}, nil, fmt.Errorf("network %s: role %q: want affiliate or platform", name, n.Role)
+	}
+	if n.Window == 0 {
+		n.Window = caddy.Duration(DefaultWindow)
+	}
+	if n.Window < 0 {
+		return capture.Network{}, nil, fmt.Errorf("network %s: negative window", name)
+	}
+	if n.Concurrency < 0 {
+		return capture.Network{}, nil, fmt.Errorf("network %s: negative concurrency", name)
+	}
+	cfg := postback.Config{
+		Preset: n.Preset, URL: repl.ReplaceKnown(n.URL, ""), Method: n.Method,
+		Body: repl.ReplaceKnown(n.Body, ""), BodyType: n.BodyType, SuccessBody: n.SuccessBody,
+	}
+	if len(n.Headers) > 0 {
+		cfg.Headers = map[string]string{}
+		for k, v := range n.Headers {
+			cfg.Headers[k] = repl.ReplaceKnown(v, "")
+		}
+	}
+	if len(n.Params) > 0 {
+		cfg.Params = map[string]string{}
+		for k, v := range n.Params {
+			cfg.Params[k] = repl.ReplaceKnown(v, "")
+		}
+	}
+	dest, err := postback.New(cfg)
+	if err != nil {
+		return capture.Network{}, nil, fmt.Errorf("network %s: %w", name, err)
+	}
+	cn := capture.Network{Name: name, Params: n.ClickParams, Window: time.Duration(n.Window), Role: n.Role}
+	return cn, dest, nil
+}

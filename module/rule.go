@@ -1,0 +1,288 @@
+package module
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-postback/caddy-postback/internal/capture"
+	"github.com/caddy-postback/caddy-postback/internal/detect"
+	"github.com/caddy-postback/caddy-postback/internal/order"
+)
+
+// Rule recognises a confirmation page and says where the order's fields
+// come from: request placeholders, the response body, or both.
+type Rule struct {
+	// Event is the conversion event this rule yields. Default: "purchase".
+	Event string `json:"event,omitempty"`
+	// MatcherSetsRaw are the request matchers a confirmation page matches.
+	MatcherSetsRaw caddyhttp.RawMatcherSets `json:"match,omitempty" caddy:"namespace=http.matchers"`
+	// Response matches the response. Default: a 2xx status, and when the
+	// rule reads the body, a Content-Type of text/html, application/json or
+	// application/ld+json.
+	Response *caddyhttp.ResponseMatcher `json:"response,omitempty"`
+	// Status of orders from this rule: "approved" or "pending".
+	// Default: approved.
+	Status string `json:"status,omitempty"`
+	// OrderID, Amount, Currency and Coupon are read from placeholders
+	// ({http.request.uri.query.order}, …) when set; they take precedence
+	// over the response sources. A literal value works too.
+	OrderID  string `json:"order_id,omitempty"`
+	Amount   string `json:"amount,omitempty"`
+	Currency string `json:"currency,omitempty"`
+	Coupon   string `json:"coupon,omitempty"`
+	// AmountMinor says the placeholder amount is in minor units (cents).
+	// Default: false.
+	AmountMinor bool `json:"amount_minor,omitempty"`
+	// DefaultCurrency is used when no source names a currency. Default: none.
+	DefaultCurrency string `json:"default_currency,omitempty"`
+	// From lists the response sources, tried in order for each field.
+	From []*Source `json:"from,omitempty"`
+	// MaxBody caps the bytes of the response copied for inspection (after
+	// decompression too). Default: 1 MiB.
+	MaxBody int `json:"max_body,omitempty"`
+	// JoinOnly makes the page only tie the order ID to the visitor; the
+	// postback fires when the platform's webhook for the order confirms
+	// its amount and status (either may come first). For hosted checkouts'
+	// return pages. Default: false.
+	JoinOnly bool `json:"join_only,omitempty"`
+
+	matchers caddyhttp.MatcherSets
+	sources  []detect.Source
+}
+
+// Source is where in the response a rule reads the order.
+type Source struct {
+	// Type is ga4, magento, jsonld, json, regex or header.
+	Type string `json:"type"`
+	// Event is the GA4 event name to read (ga4 only). Default: "purchase".
+	Event string `json:"event,omitempty"`
+	// OrderID, Amount, Currency and Coupon are JSON paths (json, gjson
+	// syntax) or header names (header).
+	OrderID  string `json:"order_id,omitempty"`
+	Amount   string `json:"amount,omitempty"`
+	Currency string `json:"currency,omitempty"`
+	Coupon   string `json:"coupon,omitempty"`
+	// AmountMinor says the amount is in minor units (json, regex, header).
+	AmountMinor bool `json:"amount_minor,omitempty"`
+	// Pattern is a regular expression with named groups order_id, amount,
+	// currency and coupon (regex only).
+	Pattern string `json:"pattern,omitempty"`
+}
+
+// DefaultMaxBody is the default cap on a response copied for inspection.
+const DefaultMaxBody = 1 << 20
+
+func (rule *Rule) provision(ctx caddy.Context) error {
+	if rule.Event == "" {
+		rule.Event = "purchase"
+	}
+	if rule.Status == "" {
+		rule.Status = string(order.StatusApproved)
+	}
+	if s := order.Status(rule.Status); s != order.StatusApproved && s != order.StatusPending {
+		return fmt.Errorf("status %q: want approved or pending", rule.Status)
+	}
+	if rule.MaxBody == 0 {
+		rule.MaxBody = DefaultMaxBody
+	}
+	if rule.MaxBody < 0 {
+		return errors.New("negative max_body")
+	}
+	if rule.DefaultCurrency != "" && order.NormalizeCurrency(rule.DefaultCurrency) == "" {
+		return fmt.Errorf("default_currency %q: want a three-letter ISO 4217 code", rule.DefaultCurrency)
+	}
+	if len(rule.MatcherSetsRaw) == 0 {
+		return errors.New("no match: a conversion rule must say which requests are confirmation pages")
+	}
+	mods, err := ctx.LoadModule(rule, "MatcherSetsRaw")
+	if err != nil {
+		return fmt.Errorf("loading matchers: %w", err)
+	}
+	if err := rule.matchers.FromInterface(mods); err != nil {
+		return err
+	}
+	for i, s := range rule.From {
+		src, err := s.build()
+		if err != nil {
+			return fmt.Errorf("from %d (%s): %w", i, s.Type, err)
+		}
+		rule.sources = append(rule.sources, src)
+	}
+	if rule.OrderID == "" && len(rule.sources) == 0 {
+		return errors.New("no order_id and no source: say where the order ID comes from")
+	}
+	if rule.Response == nil {
+		rule.Response = &caddyhttp.ResponseMatcher{StatusCode: []int{2}}
+		if len(rule.sources) > 0 {
+			rule.Response.Headers = http.Header{"Content-Type": {"text/html*", "application/json*", "application/ld+json*"}}
+		}
+	}
+	return nil
+}
+
+func (s *Source) build() (detect.Source, error) {
+	switch s.Type {
+	case "ga4":
+		return detect.GA4{Event: s.Event}, nil
+	case "magento":
+		return detect.Magento{}, nil
+	case "jsonld":
+		return detect.JSONLD{}, nil
+	case "json":
+		if s.OrderID == "" && s.Amount == "" {
+			return nil, errors.New("json source needs at least an order_id or amount path")
+		}
+		return detect.JSON{OrderID: s.OrderID, Amount: s.Amount, Currency: s.Currency, Coupon: s.Coupon, AmountMinor: s.AmountMinor}, nil
+	case "regex":
+		re, err := detect.NewRegex(s.Pattern)
+		if err != nil {
+			return nil, err
+		}
+		re.AmountMinor = s.AmountMinor
+		return re, nil
+	case "header":
+		if s.OrderID == "" && s.Amount == "" {
+			return nil, errors.New("header source needs at least an order_id or amount header")
+		}
+		return detect.Header{OrderID: s.OrderID, Amount: s.Amount, Currency: s.Currency, Coupon: s.Coupon, AmountMinor: s.AmountMinor}, nil
+	}
+	return nil, fmt.Errorf("unknown source type %q (want ga4, magento, jsonld, json, regex or header)", s.Type)
+}
+
+// matchingRules returns the rules whose request matchers match r.
+func (h *Handler) matchingRules(r *http.Request) []*Rule {
+	var out []*Rule
+	for _, rule := range h.Conversions {
+		ok, err := rule.matchers.AnyMatchWithError(r)
+		if err != nil {
+			h.logger.Debug("conversion matcher", zap.Error(err))
+			continue
+		}
+		if ok {
+			out = append(out, rule)
+		}
+	}
+	return out
+}
+
+func (h *Handler) maxBody(rules []*Rule) int {
+	n := 0
+	for _, rule := range rules {
+		if len(rule.sources) > 0 {
+			n = max(n, rule.MaxBody)
+		}
+	}
+	return n
+}
+
+// convert reads the orders of the matched rules from the finished response
+// and records them. It runs after the response has been written, so it adds
+// nothing to the time the visitor waits for the page.
+func (h *Handler) convert(r *http.Request, tw *teeWriter, rules []*Rule, sessionID string) {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	var page *detect.Page
+	for _, rule := range rules {
+		if !tw.matched(rule) {
+			continue
+		}
+		var f detect.Fields
+		if len(rule.sources) > 0 {
+			if page == nil {
+				page = tw.page(h.logger)
+			}
+			var errs []error
+			f, errs = detect.Extract(page, rule.sources)
+			for _, err := range errs {
+				h.logger.Debug("reading the order from the page", zap.String("event", rule.Event), zap.Error(err))
+			}
+		}
+		if repl != nil {
+			overlay := func(dst *string, tpl string) {
+				if tpl == "" {
+					return
+				}
+				if v := strings.TrimSpace(repl.ReplaceAll(tpl, "")); v != "" {
+					*dst = v
+				}
+			}
+			amount := f.Amount
+			overlay(&f.OrderID, rule.OrderID)
+			overlay(&f.Amount, rule.Amount)
+			if f.Amount != amount {
+				f.AmountMinor = rule.AmountMinor
+			}
+			overlay(&f.Currency, rule.Currency)
+			overlay(&f.Coupon, rule.Coupon)
+		}
+		if f.OrderID == "" {
+			h.logger.Warn("confirmation page matched but no order ID was found", zap.String("event", rule.Event), zap.String("path", r.URL.Path))
+			continue
+		}
+		if rule.JoinOnly {
+			h.link(f.OrderID, sessionID)
+			continue
+		}
+		o := f.Order(rule.Event, rule.DefaultCurrency)
+		o.Source = "page"
+		o.Status = order.Status(rule.Status)
+		h.record(o, sessionID, gaClientID(r))
+	}
+}
+
+// record credits an order to the session and queues the postbacks.
+func (h *Handler) record(o order.Order, sessionID, gaID string) {
+	a := h.app
+	for _, p := range o.Problems {
+		h.logger.Warn("order recorded with a problem", zap.String("source", o.Source), zap.String("event", o.Event), zap.String("problem", p))
+	}
+	var sess *capture.Session
+	if sessionID != "" {
+		s, err := a.sessions.Get(sessionID)
+		if err == nil {
+			sess = s
+		}
+	}
+	res, err := a.tracker.Convert(o, sess, gaID, nil)
+	if err != nil {
+		h.logger.Error("recording conversion", zap.String("source", o.Source), zap.String("event", o.Event), zap.Error(err))
+		return
+	}
+	result := "uncredited"
+	switch {
+	case res.Queued > 0:
+		result = "credited"
+	case res.Duplicates > 0:
+		result = "duplicate"
+	}
+	if a.metrics != nil {
+		a.metrics.conversions.WithLabelValues(o.Source, o.Event, result).Inc()
+	}
+	for _, s := range res.Skipped {
+		h.logger.Info("network not sent this conversion", zap.String("why", s))
+	}
+	if c := h.logger.Check(zap.InfoLevel, "conversion"); c != nil && res.Queued > 0 {
+		c.Write(zap.String("source", o.Source), zap.String("event", o.Event), zap.Int("postbacks", res.Queued))
+	}
+}
+
+// link ties an order seen on a hosted checkout's return page to the session.
+func (h *Handler) link(orderID, sessionID string) {
+	sess, err := h.app.sessions.Get(sessionID)
+	if err != nil {
+		return // the session expired: nothing to join
+	}
+	res, err := h.app.tracker.Link(orderID, sess)
+	if err != nil {
+		h.logger.Error("linking order to session", zap.Error(err))
+		return
+	}
+	if res.Queued > 0 && h.app.metrics != nil {
+		h.app.metrics.conversions.WithLabelValues("page", res.Conversion.Order.Event, "credited").Inc()
+	}
+}
