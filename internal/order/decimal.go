@@ -202,13 +202,17 @@ func (d Decimal) format(n int) string {
 	if neg {
 		coef = -coef
 	}
-	for scale > n { // round half away from zero
-		last := coef % 10
-		coef /= 10
-		if last >= 5 {
+	if scale > n { // round half away from zero, looking once at the first dropped digit
+		div := int64(1)
+		for i := 0; i < scale-n-1; i++ {
+			div *= 10
+		}
+		first := (coef / div) % 10
+		coef = coef / (div * 10)
+		if first >= 5 {
 			coef++
 		}
-		scale--
+		scale = n
 	}
 	digits := strconv.FormatInt(coef, 10)
 	for scale < n {

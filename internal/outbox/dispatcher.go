@@ -127,13 +127,21 @@ func NewDispatcher(ob *Outbox, opts Options) *Dispatcher {
 	}
 	empty := map[string]Destination{}
 	d.dests.Store(&empty)
-	ob.notify = d.Wake
+	ob.notify = d.enqueued
 	return d
 }
 
 // SetDestinations replaces the per-network settings (on config load).
 func (d *Dispatcher) SetDestinations(m map[string]Destination) {
 	d.dests.Store(&m)
+	d.Wake()
+}
+
+// enqueued makes sure the networks are polled, then wakes the loop.
+func (d *Dispatcher) enqueued(networks ...string) {
+	for _, n := range networks {
+		d.state(n)
+	}
 	d.Wake()
 }
 

@@ -35,13 +35,13 @@ type Outbox struct {
 	// Durable syncs the store after each recorded conversion, so queued
 	// postbacks survive power loss, not only a process crash.
 	Durable bool
-	// notify wakes the dispatcher after an enqueue.
-	notify func()
+	// notify tells the dispatcher which networks have new deliveries.
+	notify func(networks ...string)
 }
 
 // New returns an outbox on s.
 func New(s store.Store) *Outbox {
-	return &Outbox{store: s, notify: func() {}}
+	return &Outbox{store: s, notify: func(...string) {}}
 }
 
 // Store returns the outbox's store.
@@ -141,7 +141,11 @@ func (o *Outbox) Record(conv Conversion, deliveries []Delivery, once []byte, ext
 		}
 	}
 	if len(res.Queued) > 0 {
-		o.notify()
+		nets := make([]string, 0, len(deliveries))
+		for _, d := range deliveries {
+			nets = append(nets, d.Network)
+		}
+		o.notify(nets...)
 	}
 	return res, nil
 }
@@ -291,7 +295,7 @@ func (o *Outbox) Replay(id string) (*Delivery, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.notify()
+	o.notify(d.Network)
 	return d, nil
 }
 

@@ -1,0 +1,101 @@
+package order
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestParseDecimal(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		err  bool
+	}{
+		{"49.9", "49.9", false},
+		{"49.90", "49.9", false},
+		{"1234", "1234", false},
+		{"1,234.50", "1234.5", false},
+		{"1.234,50", "1234.5", false},
+		{"12,34", "12.34", false},
+		{"1,234", "1234", false},
+		{"1,234,567.89", "1234567.89", false},
+		{"1 234,50", "1234.5", false},
+		{"-3.5", "-3.5", false},
+		{"+7", "7", false},
+		{"0.1", "0.1", false},
+		{".5", "0.5", false},
+		{"", "", true},
+		{"abc", "", true},
+		{"1.2.3", "", true},
+		{"12,34,5", "", true},
+		{"1e5", "", true},
+		{"99999999999999999999", "", true},
+		{"0.123456789", "", true},
+	} {
+		d, err := ParseDecimal(tc.in)
+		if tc.err {
+			if err == nil || !errors.Is(err, ErrBadAmount) {
+				t.Errorf("ParseDecimal(%q) = %v, %v; want ErrBadAmount", tc.in, d, err)
+			}
+			continue
+		}
+		if err != nil || d.String() != tc.want {
+			t.Errorf("ParseDecimal(%q) = %v, %v; want %s", tc.in, d, err, tc.want)
+		}
+	}
+}
+
+func TestDecimalExactArithmetic(t *testing.T) {
+	a, _ := ParseDecimal("0.10")
+	b, _ := ParseDecimal("0.1")
+	if !a.Equal(b) {
+		t.Error("0.10 != 0.1")
+	}
+	if got := FromMinor(1199, "usd").ForCurrency("USD"); got != "11.99" {
+		t.Errorf("1199 cents = %s", got)
+	}
+	if got := FromMinor(500, "JPY").ForCurrency("JPY"); got != "500" {
+		t.Errorf("500 yen = %s", got)
+	}
+	if got := FromMinor(1234, "KWD").ForCurrency("KWD"); got != "1.234" {
+		t.Errorf("1234 fils = %s", got)
+	}
+	d, _ := ParseDecimal("49.9")
+	if d.ForCurrency("USD") != "49.90" || d.Minor("USD") != 4990 {
+		t.Errorf("49.9 USD = %s / %d", d.ForCurrency("USD"), d.Minor("USD"))
+	}
+	r, _ := ParseDecimal("2.345")
+	if r.Fixed(2) != "2.35" || r.ForCurrency("USD") != "2.345" {
+		t.Errorf("rounding: %s, %s", r.Fixed(2), r.ForCurrency("USD"))
+	}
+	if h, _ := ParseDecimal("0.445"); h.Fixed(1) != "0.4" {
+		t.Errorf("0.445 to one decimal = %s (double rounding)", h.Fixed(1))
+	}
+	if h, _ := ParseDecimal("1.2345"); h.Minor("USD") != 123 {
+		t.Errorf("1.2345 USD in cents = %d", h.Minor("USD"))
+	}
+	m, err := ParseMinor("1000", "USD")
+	if err != nil || m.ForCurrency("USD") != "10.00" {
+		t.Errorf("ParseMinor = %v %v", m, err)
+	}
+	if NormalizeCurrency(" usd ") != "USD" || NormalizeCurrency("us$") != "" || NormalizeCurrency("EURO") != "" {
+		t.Error("NormalizeCurrency")
+	}
+}
+
+func FuzzParseDecimal(f *testing.F) {
+	for _, s := range []string{"49.9", "1,234.50", "1.234,50", "-0", "12,34", "", "9223372036854775807", "0.00000001"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDecimal(s)
+		if err != nil {
+			return
+		}
+		// Whatever parses must print and parse back to the same value.
+		back, err := ParseDecimal(d.String())
+		if err != nil || !back.Equal(d) {
+			t.Fatalf("%q -> %s -> %v, %v", s, d, back, err)
+		}
+	})
+}
