@@ -124,8 +124,12 @@ func knownToken(t string) bool {
 
 // Request is a rendered postback, stored in the outbox as is.
 type Request struct {
-	Method string      `json:"method"`
-	URL    string      `json:"url"`
+	// Method is the HTTP method.
+	Method string `json:"method"`
+	// URL is the full request URL, every value already escaped.
+	URL string `json:"url"`
+	// Header holds the request headers (Content-Type, auth).
 	Header http.Header `json:"header,omitempty"`
-	Body   []byte      `json:"body,omitempty"`
+	// Body is the request body, if any.
+	Body []byte `json:"body,omitempty"`
 }

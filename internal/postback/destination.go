@@ -23,6 +23,7 @@ const (
 	Reject
 )
 
+// String names the outcome for logs and the delivery log.
 func (o Outcome) String() string {
 	switch o {
 	case Delivered:
@@ -119,13 +120,19 @@ func New(cfg Config) (Destination, error) {
 // TemplateDestination is the generic destination: a URL template, optional body and
 // header templates, and an optional success test on the answer body.
 type TemplateDestination struct {
-	Method      string
-	URL         *Template
+	// Method is the HTTP method, upper case.
+	Method string
+	// URL is the postback URL template.
+	URL *Template
+	// Body is the body template, nil for none; ContentType goes with it.
 	Body        *Template
 	ContentType string
-	Headers     map[string]*Template
-	Success     *regexp.Regexp
-	Statuses    []order.Status
+	// Headers are header value templates by canonical header name.
+	Headers map[string]*Template
+	// Success, if set, must match a 2xx answer's body for it to count.
+	Success *regexp.Regexp
+	// Statuses are the order statuses reported.
+	Statuses []order.Status
 }
 
 func newGenericGET(cfg Config) (Destination, error) {

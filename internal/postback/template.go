@@ -82,13 +82,22 @@ func ParseURL(raw string) (*Template, error) {
 	t := &Template{raw: raw}
 	t.parts = append(t.parts, part{lit: raw[:schemeEnd+3] + authority})
 	where := inPath
-	err = scan(rest[hostEnd:], func(lit string) error {
+	inKey := false // in the query, between ? or & and the next =
+	err = scan(rest[hostEnd:], false, func(lit string) error {
 		// Track the component as literal text moves past ? and #.
 		for i := 0; i < len(lit); i++ {
 			switch lit[i] {
 			case '?':
 				if where == inPath {
-					where = inQuery
+					where, inKey = inQuery, true
+				}
+			case '&':
+				if where == inQuery {
+					inKey = true
+				}
+			case '=':
+				if where == inQuery {
+					inKey = false
 				}
 			case '#':
 				where = -1
@@ -99,6 +108,11 @@ func ParseURL(raw string) (*Template, error) {
 	}, func(tok string) error {
 		if where < 0 {
 			return fmt.Errorf("token {%s} in the fragment", tok)
+		}
+		// A visitor-supplied parameter name would let a value pick which
+		// parameter the network reads, so names stay literal.
+		if where == inQuery && inKey {
+			return fmt.Errorf("token {%s} in a query parameter name", tok)
 		}
 		t.parts = append(t.parts, part{token: tok, where: where})
 		return nil
@@ -118,7 +132,7 @@ func ParseHeader(raw string) (*Template, error) { return parseFlat(raw, inHeader
 
 func parseFlat(raw string, where component) (*Template, error) {
 	t := &Template{raw: raw}
-	err := scan(raw, func(lit string) error {
+	err := scan(raw, false, func(lit string) error {
 		t.parts = append(t.parts, part{lit: lit})
 		return nil
 	}, func(tok string) error {
@@ -133,25 +147,53 @@ func parseFlat(raw string, where component) (*Template, error) {
 
 // ParseJSON parses a JSON body template. A token inside a string literal is
 // escaped as JSON string content; outside quotes only numeric tokens
-// (amount, timestamp, …) may stand, rendered as a number or null. The
-// template with every token replaced by a sample value must be valid JSON.
+// (amount, timestamp, …) may stand, rendered as a number or null. Object
+// keys must be literal. The JSON's own braces are written as they are
+// ({"cid":"{click_id}"}); "{{" and "}}" are literal braces inside strings.
+// The template with every token replaced by a sample value must be valid
+// JSON.
 func ParseJSON(raw string) (*Template, error) {
 	t := &Template{raw: raw}
 	inString, escaped := false, false
-	err := scan(raw, func(lit string) error {
+	// nest holds '{' and '[' of the enclosing containers; expectKey is true
+	// where the next string in an object is a key; inKey while inside one.
+	var nest []byte
+	expectKey, inKey := false, false
+	err := scan(raw, true, func(lit string) error {
 		for i := 0; i < len(lit); i++ {
+			c := lit[i]
 			switch {
 			case escaped:
 				escaped = false
-			case lit[i] == '\\' && inString:
+			case inString && c == '\\':
 				escaped = true
-			case lit[i] == '"':
+			case c == '"':
+				if !inString {
+					inKey = expectKey && len(nest) > 0 && nest[len(nest)-1] == '{'
+				}
 				inString = !inString
+			case inString:
+			case c == '{' || c == '[':
+				nest = append(nest, c)
+				expectKey = c == '{'
+			case c == '}' || c == ']':
+				if len(nest) > 0 {
+					nest = nest[:len(nest)-1]
+				}
+				expectKey = false
+			case c == ',':
+				expectKey = len(nest) > 0 && nest[len(nest)-1] == '{'
+			case c == ':':
+				expectKey = false
 			}
 		}
 		t.parts = append(t.parts, part{lit: lit})
 		return nil
 	}, func(tok string) error {
+		if inString && inKey {
+			// A value-made key could shadow or add a field the receiver reads.
+			return fmt.Errorf("token {%s} in an object key", tok)
+		}
 		if inString {
 			t.parts = append(t.parts, part{token: tok, where: inJSONString})
 			return nil
@@ -175,7 +217,13 @@ func ParseJSON(raw string) (*Template, error) {
 // scan splits raw into literal text and {token}s. "{{" and "}}" stand for
 // literal braces. An unknown token is an error, so a typo such as {clickid}
 // is caught at load time and never reaches a network.
-func scan(raw string, lit func(string) error, token func(string) error) error {
+//
+// In a JSON template (jsonMode) braces outside string literals are the
+// JSON's own structure: there only "{name}" with name made of letters,
+// digits and underscores is a token (so {"a":1} and nested "}}" read
+// naturally), and every other brace is literal text. Inside strings the
+// rules above hold.
+func scan(raw string, jsonMode bool, lit func(string) error, token func(string) error) error {
 	var b strings.Builder
 	flush := func() error {
 		if b.Len() == 0 {
@@ -185,9 +233,25 @@ func scan(raw string, lit func(string) error, token func(string) error) error {
 		b.Reset()
 		return lit(s)
 	}
+	inString, escaped := false, false
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
+		structural := jsonMode && !inString
+		if jsonMode {
+			switch {
+			case escaped:
+				escaped = false
+			case inString && c == '\\':
+				escaped = true
+			case c == '"':
+				inString = !inString
+			}
+		}
 		switch {
+		case structural && c == '{' && identBrace(raw[i+1:]) < 0:
+			b.WriteByte(c)
+		case structural && c == '}':
+			b.WriteByte(c)
 		case c == '{' && i+1 < len(raw) && raw[i+1] == '{':
 			b.WriteByte('{')
 			i++
@@ -219,6 +283,22 @@ func scan(raw string, lit func(string) error, token func(string) error) error {
 	return flush()
 }
 
+// identBrace returns the length of a leading "name}" in s, name being
+// letters, digits and underscores, or -1.
+func identBrace(s string) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '}' && i > 0:
+			return i
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9':
+		default:
+			return -1
+		}
+	}
+	return -1
+}
+
 // Render fills the template from a conversion.
 func (t *Template) Render(c *Conversion) (string, error) {
 	var bad error
@@ -227,13 +307,41 @@ func (t *Template) Render(c *Conversion) (string, error) {
 		return v, true
 	})
 	for _, p := range t.parts {
+		if p.where == inJSONNumber {
+			// Numeric tokens are spliced in raw, so only a real number may
+			// pass; anything else would break the body's JSON.
+			if v, _ := c.Value(p.token); v != "" && !isJSONNumber(v) {
+				bad = fmt.Errorf("%w: value of {%s} is not a JSON number: %q", ErrTemplate, p.token, v)
+			}
+		}
 		if p.where == inHeader && p.token != "" {
-			if v, _ := c.Value(p.token); strings.ContainsAny(v, "\r\n") {
-				bad = fmt.Errorf("value of {%s} has a line break", p.token)
+			v, _ := c.Value(p.token)
+			if strings.ContainsAny(v, "\r\n") {
+				bad = fmt.Errorf("%w: value of {%s} has a line break", ErrTemplate, p.token)
+			} else if hasCTL(v) {
+				// net/http refuses such a header at send time; refusing it
+				// here keeps a doomed request out of the outbox.
+				bad = fmt.Errorf("%w: value of {%s} has a control character", ErrTemplate, p.token)
 			}
 		}
 	}
 	return out, bad
+}
+
+// isJSONNumber reports whether v is a single JSON number literal.
+func isJSONNumber(v string) bool {
+	return v != "" && (v[0] == '-' || v[0] >= '0' && v[0] <= '9') && json.Valid([]byte(v))
+}
+
+// hasCTL reports whether v holds an ASCII control character other than
+// horizontal tab, which RFC 9110 forbids in a field value.
+func hasCTL(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if (v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *Template) render(value func(string) (string, bool)) string {

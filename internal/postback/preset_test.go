@@ -1,0 +1,206 @@
+package postback
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/caddy-postback/caddy-postback/internal/order"
+)
+
+func TestPresetNames(t *testing.T) {
+	want := "awin binom cj everflow ga4_mp get impact keitaro meta_capi post redtrack tiktok tune voluum"
+	if got := strings.Join(PresetNames(), " "); got != want {
+		t.Errorf("PresetNames = %s\nwant          %s", got, want)
+	}
+}
+
+func TestPresetConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string // a substring of the error
+	}{
+		{Config{Preset: "everflow", Params: map[string]string{"domain": "trk.example.com"}}, "needs nid"},
+		{Config{Preset: "everflow", Params: map[string]string{"nid": "1"}}, "needs url or domain"},
+		{Config{Preset: "tune"}, "needs url or domain"},
+		{Config{Preset: "voluum"}, "needs url or domain"},
+		{Config{Preset: "binom"}, "needs url or domain"},
+		{Config{Preset: "redtrack"}, "needs url or domain"},
+		{Config{Preset: "keitaro", Params: map[string]string{"domain": "kt.example.com"}}, "needs key"},
+		{Config{Preset: "awin"}, "needs merchant"},
+		{Config{Preset: "cj", Params: map[string]string{"cid": "1"}}, "needs type"},
+		{Config{Preset: "impact", Params: map[string]string{"account_sid": "IR1"}}, "needs auth_token, campaign_id"},
+		{Config{Preset: "impact", Params: map[string]string{"account_sid": "IR1", "auth_token": "t", "campaign_id": "1"}},
+			"exactly one of event_type_id and event_type_code"},
+		{Config{Preset: "meta_capi", Params: map[string]string{"pixel_id": "1"}}, "needs access_token"},
+		{Config{Preset: "meta_capi", Params: map[string]string{"pixelid": "1", "access_token": "t"}}, "needs pixel_id"},
+		{Config{Preset: "meta_capi", Params: map[string]string{"pixel_id": "1", "access_token": "t", "pixelid": "1"}},
+			"does not know pixelid"},
+		{Config{Preset: "meta_capi", Params: map[string]string{"pixel_id": "1", "access_token": "t", "api_version": "21"}},
+			"api_version"},
+		{Config{Preset: "ga4_mp", Params: map[string]string{"measurement_id": "G-1"}}, "needs api_secret"},
+		{Config{Preset: "tiktok", Params: map[string]string{"access_token": "t"}}, "needs pixel_code"},
+		// URL and domain handling.
+		{Config{Preset: "voluum", URL: "https://a.example.com", Params: map[string]string{"domain": "b.example.com"}}, "not both"},
+		{Config{Preset: "voluum", Params: map[string]string{"domain": "evil.com/x"}}, "bare host name"},
+		{Config{Preset: "voluum", URL: "https://{sub1}.example.com"}, "tokens may only stand in the query"},
+		{Config{Preset: "voluum", URL: "https://v.example.com/postback?cid={click_id}"}, "sets cid itself"},
+		{Config{Preset: "voluum", URL: "https://v.example.com/#x"}, "fragment"},
+		{Config{Preset: "voluum", URL: "ftp://v.example.com/"}, "want http(s)"},
+		{Config{Preset: "voluum", URL: "https://v.example.com/?p={clickid}"}, "unknown token"},
+		// Statuses a preset cannot report.
+		{Config{Preset: "awin", Params: map[string]string{"merchant": "1"}, Statuses: []order.Status{order.StatusRefunded}},
+			"cannot report refunded"},
+		{Config{Preset: "unknown"}, "unknown preset"},
+	} {
+		_, err := New(tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %v: err %v, want %q", tc.cfg.Preset, tc.cfg.Params, err, tc.want)
+		}
+		if err != nil && tc.cfg.Preset != "unknown" && !errors.Is(err, ErrPresetConfig) && !errors.Is(err, ErrTemplate) {
+			t.Errorf("%s: %v wraps neither ErrPresetConfig nor ErrTemplate", tc.cfg.Preset, err)
+		}
+	}
+}
+
+func TestPresetSupports(t *testing.T) {
+	A, P, J, R := order.StatusApproved, order.StatusPending, order.StatusRejected, order.StatusRefunded
+	type q struct {
+		event  string
+		status order.Status
+		want   bool
+	}
+	for _, tc := range []struct {
+		cfg    Config
+		checks []q
+	}{
+		{Config{Preset: "keitaro", URL: "https://kt.example.com/k/postback"}, []q{
+			{"purchase", A, true}, {"purchase", P, true}, {"purchase", J, true}, {"purchase", R, true},
+			{"refund", A, true}, {"lead", A, true}}},
+		{Config{Preset: "ga4_mp", Params: map[string]string{"measurement_id": "G", "api_secret": "s"}}, []q{
+			{"purchase", A, true}, {"purchase", R, true}, {"refund", A, true}, {"purchase", J, false},
+			{"lead", P, true}, {"bad-name", A, false}, {"ga_custom", A, false}}},
+		{Config{Preset: "everflow", Params: map[string]string{"domain": "t.example.com", "nid": "1", "event_id_lead": "3"}}, []q{
+			{"purchase", A, true}, {"lead", A, true}, {"ftd", A, false}, {"purchase", R, false}, {"refund", A, false}}},
+		{Config{Preset: "awin", Params: map[string]string{"merchant": "1"}}, []q{
+			{"purchase", A, true}, {"purchase", P, true}, {"lead", A, false}, {"purchase", R, false}, {"purchase", J, false}}},
+		{Config{Preset: "awin", Params: map[string]string{"merchant": "1", "events": "lead, purchase"}}, []q{
+			{"lead", A, true}, {"signup", A, false}}},
+		{Config{Preset: "cj", Params: map[string]string{"cid": "1", "type": "2", "events": "*"}}, []q{
+			{"ftd", A, true}, {"refund", A, false}}},
+		{Config{Preset: "meta_capi", Params: map[string]string{"pixel_id": "1", "access_token": "t"},
+			Statuses: []order.Status{order.StatusApproved}}, []q{
+			{"purchase", A, true}, {"purchase", P, false}, {"signup", A, true}, {"purchase", R, false}}},
+		{Config{Preset: "tiktok", Params: map[string]string{"pixel_code": "C", "access_token": "t"}}, []q{
+			{"purchase", A, true}, {"refund", A, false}, {"purchase", J, false}}},
+		{Config{Preset: "impact", Params: map[string]string{"account_sid": "IR1", "auth_token": "t", "campaign_id": "1", "event_type_id": "2"}}, []q{
+			{"purchase", A, true}, {"purchase", R, false}}},
+		{Config{Preset: "tune", Params: map[string]string{"domain": "n.go2cloud.org"}}, []q{
+			{"purchase", A, true}, {"purchase", J, false}}},
+		{Config{Preset: "voluum", Params: map[string]string{"domain": "v.example.com"}}, []q{
+			{"deposit", A, true}, {"purchase", R, false}}},
+		{Config{Preset: "binom", Params: map[string]string{"domain": "b.example.com"}}, []q{
+			{"purchase", P, true}, {"purchase", R, false}}},
+		{Config{Preset: "redtrack", Params: map[string]string{"domain": "r.example.com"}}, []q{
+			{"purchase", A, true}, {"purchase", J, false}}},
+	} {
+		d, err := New(tc.cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.cfg.Preset, err)
+		}
+		for _, c := range tc.checks {
+			if got := d.Supports(c.event, c.status); got != c.want {
+				t.Errorf("%s %v: Supports(%s, %s) = %v, want %v", tc.cfg.Preset, tc.cfg.Params, c.event, c.status, got, c.want)
+			}
+		}
+	}
+}
+
+func TestUserURLOverridesHostAndKeepsQuery(t *testing.T) {
+	d, err := New(Config{Preset: "awin", URL: "http://127.0.0.1:9000/?extra={sub1}&fixed=1",
+		Params: map[string]string{"merchant": "1001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.Render(fixture("awin", "awc", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Host != "127.0.0.1:9000" || u.Path != "/sread.php" {
+		t.Errorf("host %s path %s", u.Host, u.Path)
+	}
+	q := u.Query()
+	if q.Get("extra") != "creative-7" || q.Get("fixed") != "1" || q.Get("merchant") != "1001" || q.Get("cks") != "x" {
+		t.Errorf("query %v", q)
+	}
+	// A path in the user's URL replaces the preset's.
+	d, _ = New(Config{Preset: "meta_capi", URL: "http://127.0.0.1:9000/mock/meta", Params: map[string]string{"pixel_id": "1", "access_token": "t"}})
+	r, _ = d.Render(fixture("meta", "fbclid", "x"))
+	if r.URL != "http://127.0.0.1:9000/mock/meta?access_token=t" {
+		t.Errorf("meta url %s", r.URL)
+	}
+}
+
+func TestMetaHashAndFbc(t *testing.T) {
+	if got := hashEmail(fixEmail); got != fixEmailHash {
+		t.Errorf("hashEmail = %s, want Meta's example %s", got, fixEmailHash)
+	}
+	if hashEmail("  ") != "" {
+		t.Error("blank email hashed")
+	}
+	c := fixture("meta", "fbclid", fixFbclid)
+	if got, want := metaFbc(c), "fb.1.1741944413589."+fixFbclid; got != want {
+		t.Errorf("fbc = %s, want %s", got, want)
+	}
+	// A click of another network is no fbclid: no fbc.
+	if got := metaFbc(fixture("tiktok", "ttclid", "E.C.P.x")); got != "" {
+		t.Errorf("fbc from ttclid = %s", got)
+	}
+}
+
+func TestGA4ClientID(t *testing.T) {
+	a, b := fixture("g", "gclid", "one"), fixture("g", "gclid", "one")
+	b.Order.ID = "another order"
+	if ga4ClientID(a) != ga4ClientID(b) {
+		t.Error("synthesized client_id differs for the same click")
+	}
+	if ga4ClientID(a) == ga4ClientID(fixture("g", "gclid", "two")) {
+		t.Error("two clicks share a synthesized client_id")
+	}
+	if !strings.HasSuffix(ga4ClientID(a), ".1741944413") {
+		t.Errorf("client_id %s does not end in the click's seconds", ga4ClientID(a))
+	}
+	a.GAClientID = "1197596843.1673515099"
+	if ga4ClientID(a) != "1197596843.1673515099" {
+		t.Error("GAClientID not used")
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	d, _ := New(Config{Preset: "meta_capi", Params: map[string]string{"pixel_id": "1", "access_token": "SECRET"}})
+	r, _ := d.Render(fixture("meta", "fbclid", "x"))
+	red := r.Redacted()
+	if strings.Contains(red.URL, "SECRET") || !strings.Contains(r.URL, "SECRET") {
+		t.Errorf("redacted %s, original %s", red.URL, r.URL)
+	}
+	d, _ = New(Config{Preset: "tiktok", Params: map[string]string{"pixel_code": "C", "access_token": "SECRET"}})
+	r, _ = d.Render(fixture("tiktok", "ttclid", "x"))
+	if red := r.Redacted(); red.Header.Get("Access-Token") != "REDACTED" || r.Header.Get("Access-Token") != "SECRET" {
+		t.Errorf("tiktok header redaction: %v / %v", red.Header, r.Header)
+	}
+}
+
+func TestParamNames(t *testing.T) {
+	got := strings.Join(ParamNames(), " ")
+	want := "access_token account_sid api_secret api_version auth_token campaign_id cid commission_group domain " +
+		"event_id event_type_code event_type_id events key measurement_id merchant nid offer_id pixel_code pixel_id " +
+		"return security_token test_event_code type verification_token"
+	if got != want {
+		t.Errorf("ParamNames:\n got %s\nwant %s", got, want)
+	}
+}

@@ -1,0 +1,270 @@
+package webhook
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/caddy-postback/caddy-postback/internal/order"
+)
+
+// Stripe verifies and parses Stripe webhooks (Checkout Sessions, including
+// Payment Links, and charge refunds).
+//
+// Order ID: the Checkout Session's payment_intent when it has one, else the
+// session ID (cs_…). The payment intent is what a later charge.refunded
+// event names, so a refund finds the order it reverses. Subscription-mode
+// sessions have no payment intent and are keyed by session ID; a refund of
+// their first invoice then names an intent no order carries, and the caller
+// sees an unknown order.
+//
+// Event ID: the event's id (evt_…), identical on every retry.
+type Stripe struct{ cfg Config }
+
+// NewStripe builds a Stripe provider. cfg.Secrets are endpoint signing
+// secrets (whsec_…); cfg.Tolerance defaults to 5 minutes, stripe-go's
+// DefaultTolerance.
+func NewStripe(cfg Config) (*Stripe, error) {
+	c, err := cfg.normalize("stripe")
+	if err != nil {
+		return nil, err
+	}
+	return &Stripe{cfg: c}, nil
+}
+
+// Name returns "stripe".
+func (s *Stripe) Name() string { return "stripe" }
+
+// Verify checks the Stripe-Signature header: HMAC-SHA256 over "<t>.<body>",
+// hex, against every v1 value (several during secret rotation) and every
+// configured secret; v0 and unknown schemes are ignored. A timestamp older
+// than the tolerance is rejected; one ahead of the clock is accepted, as
+// stripe-go does, because only Stripe can sign it and it means our clock
+// lags.
+func (s *Stripe) Verify(r *Request) error {
+	if err := checkShape("stripe", r, mediaJSON); err != nil {
+		return err
+	}
+	h := r.Header.Get("Stripe-Signature")
+	if h == "" {
+		return fmt.Errorf("stripe: %w: no Stripe-Signature header", ErrSignature)
+	}
+	ts, sigs, err := parseStripeSignature(h)
+	if err != nil {
+		return err
+	}
+	var tsBuf [20]byte
+	tsText := strconv.AppendInt(tsBuf[:0], ts, 10)
+	matched := false
+	var got [sha256.Size]byte
+	for _, secret := range s.cfg.Secrets {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write(tsText)
+		mac.Write([]byte{'.'})
+		mac.Write(r.Body)
+		want := mac.Sum(nil)
+		for _, sig := range sigs {
+			if !decodeHex(got[:], sig) {
+				continue // stripe-go ignores undecodable signatures
+			}
+			if hmac.Equal(want, got[:]) {
+				matched = true
+			}
+		}
+	}
+	if !matched {
+		return fmt.Errorf("stripe: %w: no v1 signature matches", ErrSignature)
+	}
+	return checkTimestamp("stripe", ts, r.now(), s.cfg.Tolerance, true)
+}
+
+// parseStripeSignature reads "t=1495999758,v1=ABC,v1=DEF,v0=GHI": the
+// timestamp and every v1 value. As in stripe-go, a pair without exactly one
+// "=" makes the header invalid, unknown keys are ignored, and a header with
+// no v1 has no valid signature.
+func parseStripeSignature(h string) (ts int64, v1 []string, err error) {
+	haveTS := false
+	for rest := h; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, ",")
+		pair = strings.TrimSpace(pair)
+		k, v, ok := strings.Cut(pair, "=")
+		if !ok || strings.IndexByte(v, '=') >= 0 {
+			return 0, nil, fmt.Errorf("stripe: %w: invalid Stripe-Signature header", ErrSignature)
+		}
+		switch k {
+		case "t":
+			n, perr := strconv.ParseInt(v, 10, 64)
+			if perr != nil || n <= 0 {
+				return 0, nil, fmt.Errorf("stripe: %w: invalid timestamp in Stripe-Signature header", ErrSignature)
+			}
+			ts, haveTS = n, true
+		case "v1":
+			v1 = append(v1, v)
+		}
+	}
+	if !haveTS {
+		return 0, nil, fmt.Errorf("stripe: %w: no timestamp in Stripe-Signature header", ErrSignature)
+	}
+	if len(v1) == 0 {
+		return 0, nil, fmt.Errorf("stripe: %w: no v1 signature in Stripe-Signature header", ErrSignature)
+	}
+	return ts, v1, nil
+}
+
+// Stripe event types this provider acts on.
+const (
+	stripeSessionCompleted = "checkout.session.completed"
+	stripeAsyncSucceeded   = "checkout.session.async_payment_succeeded"
+	stripeAsyncFailed      = "checkout.session.async_payment_failed"
+	stripeChargeRefunded   = "charge.refunded"
+)
+
+// Parse reads a Stripe event. checkout.session.completed is an order
+// (approved when payment_status is paid or no_payment_required, pending
+// when unpaid, as for bank debits that settle later);
+// async_payment_succeeded approves it, async_payment_failed rejects it;
+// charge.refunded marks it refunded with the cumulative amount_refunded.
+// Everything else is ignored.
+func (s *Stripe) Parse(r *Request) (Event, error) {
+	if err := validJSON("stripe", r.Body); err != nil {
+		return Event{}, err
+	}
+	root := gjson.ParseBytes(r.Body)
+	ev := Event{ID: root.Get("id").Str, Topic: root.Get("type").Str}
+	if obj := root.Get("object").Str; obj != "" && obj != "event" {
+		// Thin events ("v2.core.event") carry no object to read.
+		ev.Reason = "not a snapshot event: object " + strconv.Quote(truncate(obj, 32))
+		return ev, nil
+	}
+	if ev.ID == "" || ev.Topic == "" {
+		return Event{}, fmt.Errorf("stripe: %w: event without id or type", ErrMalformed)
+	}
+	data := root.Get("data.object")
+	switch ev.Topic {
+	case stripeSessionCompleted, stripeAsyncSucceeded, stripeAsyncFailed:
+		return s.session(ev, root, data)
+	case stripeChargeRefunded:
+		return s.refund(ev, root, data)
+	}
+	ev.Reason = "event type not used"
+	return ev, nil
+}
+
+func (s *Stripe) newOrder(ev Event, root gjson.Result) order.Order {
+	return order.Order{
+		Source:     "webhook:stripe",
+		Event:      s.cfg.Event,
+		EventID:    ev.ID,
+		OccurredAt: parseTime(root.Get("created")),
+	}
+}
+
+func (s *Stripe) session(ev Event, root, cs gjson.Result) (Event, error) {
+	sessionID := cs.Get("id").Str
+	if !cs.IsObject() || sessionID == "" {
+		return Event{}, fmt.Errorf("stripe: %w: %s without a checkout session", ErrMalformed, ev.Topic)
+	}
+	if cs.Get("mode").Str == "setup" {
+		ev.Reason = "setup-mode session: no purchase"
+		return ev, nil
+	}
+	o := s.newOrder(ev, root)
+	switch ev.Topic {
+	case stripeSessionCompleted:
+		switch ps := cs.Get("payment_status").Str; ps {
+		case "paid", "no_payment_required":
+			ev.Kind, o.Status = KindOrder, order.StatusApproved
+		case "unpaid":
+			ev.Kind, o.Status = KindOrder, order.StatusPending
+		default:
+			ev.Reason = "payment_status " + strconv.Quote(truncate(ps, 32)) + " not used"
+			return ev, nil
+		}
+	case stripeAsyncSucceeded:
+		ev.Kind, o.Status = KindOrder, order.StatusApproved
+	case stripeAsyncFailed:
+		ev.Kind, o.Status = KindStatus, order.StatusRejected
+	}
+	o.ID = stripePaymentIntent(cs)
+	if o.ID == "" {
+		o.ID = sessionID
+	}
+	setCurrency(&o, cs.Get("currency").Str)
+	setMinorAmount(&o, cs.Get("amount_total"), "amount_total")
+	meta := cs.Get("metadata")
+	o.SessionRef = strings.TrimSpace(cs.Get("client_reference_id").Str)
+	if o.SessionRef == "" {
+		o.SessionRef = strings.TrimSpace(objectString(meta, s.cfg.SessionField))
+	}
+	o.Email = cs.Get("customer_details.email").Str
+	if o.Email == "" {
+		o.Email = cs.Get("customer_email").Str
+	}
+	o.ClickIDs = metadataClickIDs(meta, s.cfg.SessionField)
+	if !cs.Get("livemode").Bool() && cs.Get("livemode").Exists() {
+		ev.Reason = "test mode"
+	}
+	ev.Order = o
+	return ev, nil
+}
+
+func (s *Stripe) refund(ev Event, root, ch gjson.Result) (Event, error) {
+	chargeID := ch.Get("id").Str
+	if !ch.IsObject() || chargeID == "" {
+		return Event{}, fmt.Errorf("stripe: %w: charge.refunded without a charge", ErrMalformed)
+	}
+	o := s.newOrder(ev, root)
+	o.Status = order.StatusRefunded
+	// A charge made outside Checkout may lack an intent; its ID is then the
+	// best key there is.
+	o.ID = stripePaymentIntent(ch)
+	if o.ID == "" {
+		o.ID = chargeID
+	}
+	setCurrency(&o, ch.Get("currency").Str)
+	setMinorAmount(&o, ch.Get("amount_refunded"), "amount_refunded")
+	o.Email = ch.Get("billing_details.email").Str
+	if o.Email == "" {
+		o.Email = ch.Get("receipt_email").Str
+	}
+	ev.Kind, ev.Order = KindStatus, o
+	if ch.Get("refunded").Exists() && !ch.Get("refunded").Bool() {
+		ev.Reason = "partial refund"
+	}
+	return ev, nil
+}
+
+// stripePaymentIntent reads payment_intent, which is an ID string or, when
+// the sender expanded it, an object with an id.
+func stripePaymentIntent(obj gjson.Result) string {
+	pi := obj.Get("payment_intent")
+	if pi.IsObject() {
+		return pi.Get("id").Str
+	}
+	return pi.Str
+}
+
+// metadataClickIDs copies string metadata (except the session field) as
+// candidate click IDs; the caller keeps only known click parameters.
+func metadataClickIDs(meta gjson.Result, skip string) map[string]string {
+	if !meta.IsObject() {
+		return nil
+	}
+	var out map[string]string
+	meta.ForEach(func(k, v gjson.Result) bool {
+		if k.Str == "" || k.Str == skip || v.Type != gjson.String || v.Str == "" {
+			return true
+		}
+		if out == nil {
+			out = make(map[string]string)
+		}
+		out[k.Str] = v.Str
+		return len(out) < maxClickIDs
+	})
+	return out
+}

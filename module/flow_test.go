@@ -1,0 +1,196 @@
+package module_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// demoConfig is the walking-skeleton setup: one network with a GET
+// template, a thank-you rule reading placeholders, a shop upstream.
+func demoConfig(storage, netURL, upstream string) string {
+	return fmt.Sprintf(`{
+%s	postback {
+		storage %s
+		network demo {
+			click_param clickid
+			url "%s/postback?clickid={click_id}&payout={amount}&txid={order_id}&s1={sub1}"
+		}
+		delivery {
+			retry_base 50ms
+			retry_max 200ms
+		}
+	}
+}
+
+:%d {
+	postback {
+		conversion purchase {
+			match path /thank-you
+			order_id {http.request.uri.query.order}
+			amount {http.request.uri.query.total}
+			default_currency USD
+		}
+	}
+	reverse_proxy %s
+}
+`, globalHead(), storage, netURL, httpPort, upstream)
+}
+
+func TestClickToPostback(t *testing.T) {
+	net := newNetwork(t)
+	up := shop(t, nil)
+	mustLoad(t, demoConfig(t.TempDir(), net.URL, hostPort(up)))
+
+	v := visitor(t)
+	resp, body := get(t, v, "/?clickid=abc123&sub1=spring")
+	if resp.StatusCode != 200 || !strings.Contains(body, "page /") {
+		t.Fatalf("landing page: %d %q", resp.StatusCode, body)
+	}
+	sc := resp.Header.Get("Set-Cookie")
+	for _, want := range []string{"_pbsid=", "HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=2592000"} {
+		if !strings.Contains(sc, want) {
+			t.Errorf("Set-Cookie %q lacks %s", sc, want)
+		}
+	}
+	if strings.Contains(sc, "Secure") {
+		t.Errorf("Secure cookie on plain HTTP: %q", sc)
+	}
+
+	get(t, v, "/product")
+	for range 3 { // the thank-you page, then two reloads
+		if resp, _ := get(t, v, "/thank-you?order=1001&total=49.90"); resp.StatusCode != 200 {
+			t.Fatalf("thank-you: %d", resp.StatusCode)
+		}
+	}
+	got := net.waitFor(t, 1, 5*time.Second)
+	want := "/postback?clickid=abc123&payout=49.90&txid=1001&s1=spring"
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("network received %q, want exactly [%s]", got, want)
+	}
+
+	// A second order by the same visitor is a new conversion.
+	get(t, v, "/thank-you?order=1002&total=1,234.50")
+	got = net.waitFor(t, 2, 5*time.Second)
+	if len(got) != 2 || !strings.Contains(got[1], "payout=1234.50&txid=1002") {
+		t.Fatalf("second order: %q", got)
+	}
+}
+
+func TestBadInputIsIgnored(t *testing.T) {
+	net := newNetwork(t)
+	up := shop(t, nil)
+	mustLoad(t, demoConfig(t.TempDir(), net.URL, hostPort(up)))
+
+	for name, query := range map[string]string{
+		"oversized": "clickid=" + strings.Repeat("a", 300),
+		"control":   "clickid=abc%0Ddef",
+		"non-ascii": "clickid=caf%C3%A9",
+		"empty":     "clickid=",
+	} {
+		v := visitor(t)
+		resp, body := get(t, v, "/?"+query)
+		if resp.StatusCode != 200 || !strings.Contains(body, "page /") {
+			t.Errorf("%s: the page must still be served: %d", name, resp.StatusCode)
+		}
+		if sc := resp.Header.Get("Set-Cookie"); sc != "" {
+			t.Errorf("%s click ID got a session cookie: %q", name, sc)
+		}
+	}
+
+	// A forged cookie is treated as none: no conversion.
+	v := visitor(t)
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://localhost:%d/thank-you?order=666&total=1", httpPort), nil)
+	req.AddCookie(&http.Cookie{Name: "_pbsid", Value: strings.Repeat("A", 44)})
+	resp, err := v.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("forged cookie: %d", resp.StatusCode)
+	}
+	if got := net.waitFor(t, 1, 300*time.Millisecond); len(got) != 0 {
+		t.Fatalf("postbacks for invalid input: %q", got)
+	}
+}
+
+func TestTemplateTypoIsALoadError(t *testing.T) {
+	cfg := fmt.Sprintf(`{
+%s	postback {
+		storage %s
+		network demo {
+			click_param clickid
+			url "http://127.0.0.1:1/postback?clickid={clickid}"
+		}
+	}
+}
+:%d {
+	respond ok
+}
+`, globalHead(), t.TempDir(), httpPort)
+	err := loadCaddyfile(cfg)
+	if err == nil || !strings.Contains(err.Error(), "unknown token {clickid}") {
+		t.Fatalf("load error = %v, want an unknown-token error", err)
+	}
+	hostTok := strings.Replace(cfg, "http://127.0.0.1:1/postback?clickid={clickid}", "https://{click_id}.example.com/", 1)
+	if err := loadCaddyfile(hostTok); err == nil || !strings.Contains(err.Error(), "scheme or host") {
+		t.Fatalf("token in host: %v", err)
+	}
+}
+
+// TestReloadKeepsQueueAndSendsOnce reloads the running Caddy while a
+// postback is queued and failing: the reload must not hit the store lock,
+// and the postback must arrive exactly once.
+func TestReloadKeepsQueueAndSendsOnce(t *testing.T) {
+	net := newNetwork(t)
+	failing := true
+	net.status = func(int) int {
+		if failing {
+			return 503
+		}
+		return 200
+	}
+	up := shop(t, nil)
+	dir := t.TempDir()
+	mustLoad(t, demoConfig(dir, net.URL, hostPort(up)))
+	v := visitor(t)
+	get(t, v, "/?clickid=reload1")
+	get(t, v, "/thank-you?order=R1&total=5")
+	net.waitFor(t, 1, 5*time.Second)
+
+	for i := range 3 {
+		// A changed config (a new sub-directive value) forces a real reload.
+		cfg := strings.Replace(demoConfig(dir, net.URL, hostPort(up)), "retry_max 200ms", fmt.Sprintf("retry_max %dms", 200+i), 1)
+		mustLoad(t, cfg)
+	}
+	net.mu.Lock()
+	failing = false
+	net.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ok := 0
+		for _, r := range net.requests() {
+			if strings.Contains(r, "txid=R1") {
+				ok++
+			}
+		}
+		if ok > 0 && !failing {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	// Every request after the switch answered 200; count those.
+	net.mu.Lock()
+	defer net.mu.Unlock()
+	if len(net.hits) < 2 {
+		t.Fatalf("postback never retried after reload: %d requests", len(net.hits))
+	}
+	// The session survived the reloads too: the cookie still works.
+	if resp, _ := get(t, v, "/thank-you?order=R2&total=6"); resp.StatusCode != 200 {
+		t.Fatal("after reload")
+	}
+}

@@ -1,0 +1,144 @@
+package module_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/caddy-postback/caddy-postback/caddyfile"
+	_ "github.com/caddy-postback/caddy-postback/module"
+)
+
+// The tests run a real Caddy in this process (caddy.Load, as `caddy run`
+// and `caddy reload` do), with real upstreams and receivers on loopback.
+// Loading a second config is a real reload.
+const (
+	httpPort  = 9080
+	adminAddr = "localhost:2999"
+)
+
+// globalHead is the global options every test config starts with.
+func globalHead() string {
+	return fmt.Sprintf(`	admin %s
+	http_port %d
+	auto_https off
+	grace_period 1ns
+	persist_config off
+`, adminAddr, httpPort)
+}
+
+// loadCaddyfile adapts and loads a Caddyfile, returning the load error.
+func loadCaddyfile(caddyfile string) error {
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	cfg, _, err := adapter.Adapt([]byte(caddyfile), nil)
+	if err != nil {
+		return fmt.Errorf("adapting: %w", err)
+	}
+	return caddy.Load(cfg, true)
+}
+
+// mustLoad loads a config and stops Caddy when the test ends, before the
+// test's temporary storage directory is removed.
+func mustLoad(t *testing.T, caddyfile string) {
+	t.Helper()
+	if err := loadCaddyfile(caddyfile); err != nil {
+		t.Fatalf("loading config: %v\n%s", err, caddyfile)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+}
+
+// network is a loopback receiver that records every postback.
+type network struct {
+	*httptest.Server
+	mu     sync.Mutex
+	hits   []*http.Request
+	bodies []string
+	status func(n int) int
+}
+
+func newNetwork(t *testing.T) *network {
+	n := &network{}
+	n.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		n.mu.Lock()
+		n.hits = append(n.hits, r)
+		n.bodies = append(n.bodies, string(b))
+		count := len(n.hits)
+		n.mu.Unlock()
+		if n.status != nil {
+			w.WriteHeader(n.status(count))
+		}
+		_, _ = io.WriteString(w, "OK")
+	}))
+	t.Cleanup(n.Close)
+	return n
+}
+
+// requests returns the request URIs received so far.
+func (n *network) requests() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for _, r := range n.hits {
+		out = append(out, r.URL.RequestURI())
+	}
+	return out
+}
+
+// waitFor waits until the receiver has at least want requests, then a
+// little longer to catch any extra, and returns what it got.
+func (n *network) waitFor(t *testing.T, want int, within time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for len(n.requests()) < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	return n.requests()
+}
+
+// visitor is a browser: a client with a cookie jar that does not follow
+// redirects.
+func visitor(t *testing.T) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func get(t *testing.T, c *http.Client, path string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(fmt.Sprintf("http://localhost:%d%s", httpPort, path))
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// shop is a loopback upstream serving pages by path.
+func shop(t *testing.T, pages map[string]func(w http.ResponseWriter, r *http.Request)) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := pages[r.URL.Path]; ok {
+			h(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "<html><body>page "+r.URL.Path+"</body></html>")
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func hostPort(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
