@@ -702,4 +702,3 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	*dst = caddy.Duration(dur)
 	return nil
 }
-

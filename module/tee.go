@@ -113,4 +113,3 @@ func (t *teeWriter) release() {
 		t.capture = nil
 	}
 }
-

@@ -49,7 +49,7 @@ func lexerScripts(body []byte) []script {
 	inScript := false
 	kind := kindJS
 	for {
-		tt, data := l.Next()
+		tt, _ := l.Next()
 		switch tt {
 		case html.ErrorToken:
 			return out
@@ -69,7 +69,7 @@ func lexerScripts(body []byte) []script {
 			inScript = false
 			// The raw text token follows at once; an empty script goes
 			// straight to its end tag.
-			tt, data = l.Next()
+			tt, data := l.Next()
 			if tt != html.TextToken || len(data) == 0 {
 				continue
 			}

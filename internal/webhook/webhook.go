@@ -283,17 +283,6 @@ func headerAny(h http.Header, names ...string) string {
 	return ""
 }
 
-// anyEqual compares mac with each candidate in constant time per compare.
-func anyEqual(mac []byte, candidates [][]byte) bool {
-	ok := false
-	for _, c := range candidates {
-		if hmac.Equal(mac, c) {
-			ok = true // no early exit: the work done does not depend on which matched
-		}
-	}
-	return ok
-}
-
 // validJSON returns ErrMalformed unless body is one JSON object.
 func validJSON(provider string, body []byte) error {
 	if !gjson.ValidBytes(body) {
