@@ -79,18 +79,26 @@ func (t *Tracker) Convert(o order.Order, sess *capture.Session, gaClientID strin
 	var res Result
 	var prior *orderRecord
 	err := t.Outbox.Store().View(func(txn store.Txn) error {
-		v, err := txn.Get(orderKey(o.ID))
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
+		for _, id := range append([]string{o.ID}, o.Aliases...) {
+			v, err := txn.Get(orderKey(id))
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			prior = new(orderRecord)
+			return json.Unmarshal(v, prior)
 		}
-		if err != nil {
-			return err
-		}
-		prior = new(orderRecord)
-		return json.Unmarshal(v, prior)
+		return nil
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("reading order index: %w", err)
+	}
+	if prior != nil && prior.Order.ID != "" && prior.Order.ID != o.ID {
+		// The platform named the order by an alias (a Stripe refund names the
+		// payment intent): report it under the ID the networks were given.
+		o.ID = prior.Order.ID
 	}
 	if sess == nil && prior != nil && prior.SessionID != "" && t.Sessions != nil {
 		// A confirmation page linked this order to a visitor before the
@@ -160,7 +168,12 @@ func (t *Tracker) Convert(o order.Order, sess *capture.Session, gaClientID strin
 		if ttl <= 0 {
 			ttl = outbox.DefaultIdempotencyTTL
 		}
-		return txn.Set(orderKey(o.ID), v, ttl)
+		for _, id := range append([]string{o.ID}, o.Aliases...) {
+			if err := txn.Set(orderKey(id), v, ttl); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	rr, err := t.Outbox.Record(conv, deliveries, once, index)
 	if err != nil {

@@ -197,13 +197,15 @@ func (d Decimal) Minor(currency string) int64 {
 }
 
 func (d Decimal) format(n int) string {
-	coef, scale := d.Coef, int(d.Scale)
-	neg := coef < 0
+	scale := int(d.Scale)
+	neg := d.Coef < 0
+	// Work on the magnitude as unsigned, so the most negative int64 has one.
+	coef := uint64(d.Coef)
 	if neg {
 		coef = -coef
 	}
 	if scale > n { // round half away from zero, looking once at the first dropped digit
-		div := int64(1)
+		div := uint64(1)
 		for i := 0; i < scale-n-1; i++ {
 			div *= 10
 		}
@@ -214,7 +216,7 @@ func (d Decimal) format(n int) string {
 		}
 		scale = n
 	}
-	digits := strconv.FormatInt(coef, 10)
+	digits := strconv.FormatUint(coef, 10)
 	for scale < n {
 		digits += "0"
 		scale++

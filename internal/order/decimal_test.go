@@ -2,6 +2,7 @@ package order
 
 import (
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -73,6 +74,9 @@ func TestDecimalExactArithmetic(t *testing.T) {
 	}
 	if h, _ := ParseDecimal("1.2345"); h.Minor("USD") != 123 {
 		t.Errorf("1.2345 USD in cents = %d", h.Minor("USD"))
+	}
+	if got := FromMinor(math.MinInt64, "JPY").String(); got != "-9223372036854775808" {
+		t.Errorf("most negative amount = %s", got)
 	}
 	m, err := ParseMinor("1000", "USD")
 	if err != nil || m.ForCurrency("USD") != "10.00" {

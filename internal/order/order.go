@@ -42,6 +42,10 @@ type Order struct {
 	// ID is the shop's order ID; with the event and network it forms the
 	// idempotency key.
 	ID string `json:"id"`
+	// Aliases are other IDs the platform uses for the same order (Stripe's
+	// payment intent beside the Checkout Session), so that a later status
+	// update naming an alias finds the order.
+	Aliases []string `json:"aliases,omitempty"`
 	// Amount is the order value; HasAmount is false when no amount was found.
 	Amount    Decimal `json:"amount"`
 	HasAmount bool    `json:"has_amount,omitempty"`

@@ -15,12 +15,13 @@ import (
 // Stripe verifies and parses Stripe webhooks (Checkout Sessions, including
 // Payment Links, and charge refunds).
 //
-// Order ID: the Checkout Session's payment_intent when it has one, else the
-// session ID (cs_…). The payment intent is what a later charge.refunded
-// event names, so a refund finds the order it reverses. Subscription-mode
-// sessions have no payment intent and are keyed by session ID; a refund of
-// their first invoice then names an intent no order carries, and the caller
-// sees an unknown order.
+// Order ID: the Checkout Session ID (cs_…), which is also what the success
+// page receives as {CHECKOUT_SESSION_ID}, so a return page can tie the order
+// to the visitor. The session's payment_intent, when it has one, is an
+// alias: it is what a later charge.refunded event names (as its order ID),
+// so a refund finds the order it reverses. Subscription-mode sessions have
+// no payment intent; a refund of their first invoice then names an intent
+// no order carries, and the caller sees an unknown order.
 //
 // Event ID: the event's id (evt_…), identical on every retry.
 type Stripe struct{ cfg Config }
@@ -190,9 +191,9 @@ func (s *Stripe) session(ev Event, root, cs gjson.Result) (Event, error) {
 	case stripeAsyncFailed:
 		ev.Kind, o.Status = KindStatus, order.StatusRejected
 	}
-	o.ID = stripePaymentIntent(cs)
-	if o.ID == "" {
-		o.ID = sessionID
+	o.ID = sessionID
+	if pi := stripePaymentIntent(cs); pi != "" {
+		o.Aliases = []string{pi}
 	}
 	setCurrency(&o, cs.Get("currency").Str)
 	setMinorAmount(&o, cs.Get("amount_total"), "amount_total")

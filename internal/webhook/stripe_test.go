@@ -150,8 +150,8 @@ func TestStripeFixtureMatchesSDK(t *testing.T) {
 	if ev.ID != e.ID || ev.Topic != string(e.Type) {
 		t.Errorf("event %q %q, SDK %q %q", ev.ID, ev.Topic, e.ID, e.Type)
 	}
-	if cs.PaymentIntent == nil || ev.Order.ID != cs.PaymentIntent.ID {
-		t.Errorf("order ID %q, SDK payment intent %+v", ev.Order.ID, cs.PaymentIntent)
+	if cs.PaymentIntent == nil || ev.Order.ID != cs.ID || len(ev.Order.Aliases) != 1 || ev.Order.Aliases[0] != cs.PaymentIntent.ID {
+		t.Errorf("order ID %q aliases %q, SDK session %q payment intent %+v", ev.Order.ID, ev.Order.Aliases, cs.ID, cs.PaymentIntent)
 	}
 	if ev.Order.Amount.Minor(ev.Order.Currency) != cs.AmountTotal || ev.Order.Currency != order.NormalizeCurrency(string(cs.Currency)) {
 		t.Errorf("amount %s %s, SDK %d %s", ev.Order.Amount, ev.Order.Currency, cs.AmountTotal, cs.Currency)
@@ -177,7 +177,7 @@ func TestStripeParse(t *testing.T) {
 		status order.Status
 		check  func(t *testing.T, ev Event)
 	}{
-		{name: "completed and paid", body: session, kind: KindOrder, id: pi, amount: "20.00", cur: "USD", status: order.StatusApproved,
+		{name: "completed and paid", body: session, kind: KindOrder, id: cs, amount: "20.00", cur: "USD", status: order.StatusApproved,
 			check: func(t *testing.T, ev Event) {
 				o := ev.Order
 				if ev.ID != "evt_1MUsgCKw1WOEy4mk00EmXbfD" || ev.Topic != "checkout.session.completed" || o.EventID != ev.ID {
@@ -200,22 +200,22 @@ func TestStripeParse(t *testing.T) {
 				}
 			}},
 		{name: "completed but unpaid is pending", body: replace(t, session, `"payment_status": "paid"`, `"payment_status": "unpaid"`),
-			kind: KindOrder, id: pi, amount: "20", cur: "USD", status: order.StatusPending},
+			kind: KindOrder, id: cs, amount: "20", cur: "USD", status: order.StatusPending},
 		{name: "no payment required and no intent: keyed by session", body: replace(t, replace(t, replace(t, session,
 			`"payment_status": "paid"`, `"payment_status": "no_payment_required"`),
 			`"payment_intent": "pi_3MUsg9Kw1WOEy4mk0NRevlp7"`, `"payment_intent": null`),
 			`"amount_total": 2000`, `"amount_total": 0`),
 			kind: KindOrder, id: cs, amount: "0", cur: "USD", status: order.StatusApproved},
 		{name: "expanded payment intent", body: replace(t, session, `"payment_intent": "pi_3MUsg9Kw1WOEy4mk0NRevlp7"`, `"payment_intent": {"id": "pi_expanded", "object": "payment_intent"}`),
-			kind: KindOrder, id: "pi_expanded", amount: "20", cur: "USD", status: order.StatusApproved},
+			kind: KindOrder, id: cs, amount: "20", cur: "USD", status: order.StatusApproved},
 		{name: "unknown payment status ignored", body: replace(t, session, `"payment_status": "paid"`, `"payment_status": "weird"`), kind: KindIgnore},
 		{name: "async succeeded", body: replace(t, session, `"type": "checkout.session.completed"`, `"type": "checkout.session.async_payment_succeeded"`),
-			kind: KindOrder, id: pi, amount: "20", cur: "USD", status: order.StatusApproved},
+			kind: KindOrder, id: cs, amount: "20", cur: "USD", status: order.StatusApproved},
 		{name: "async failed", body: replace(t, session, `"type": "checkout.session.completed"`, `"type": "checkout.session.async_payment_failed"`),
-			kind: KindStatus, id: pi, amount: "20", cur: "USD", status: order.StatusRejected},
+			kind: KindStatus, id: cs, amount: "20", cur: "USD", status: order.StatusRejected},
 		{name: "session ref from metadata", cfg: Config{SessionField: "ref"},
 			body: replace(t, replace(t, session, `"client_reference_id": "s1_Q2FkZHlQb3N0YmFjaw-sig"`, `"client_reference_id": null`), `"campaign": "spring-sale"`, `"ref": "s1_meta"`),
-			kind: KindOrder, id: pi, amount: "20", cur: "USD", status: order.StatusApproved,
+			kind: KindOrder, id: cs, amount: "20", cur: "USD", status: order.StatusApproved,
 			check: func(t *testing.T, ev Event) {
 				if ev.Order.SessionRef != "s1_meta" {
 					t.Errorf("session %q", ev.Order.SessionRef)
@@ -224,16 +224,16 @@ func TestStripeParse(t *testing.T) {
 					t.Error("session field copied to click IDs")
 				}
 			}},
-		{name: "custom event name", cfg: Config{Event: "sale"}, body: session, kind: KindOrder, id: pi, amount: "20", cur: "USD", status: order.StatusApproved,
+		{name: "custom event name", cfg: Config{Event: "sale"}, body: session, kind: KindOrder, id: cs, amount: "20", cur: "USD", status: order.StatusApproved,
 			check: func(t *testing.T, ev Event) {
 				if ev.Order.Event != "sale" {
 					t.Errorf("event %q", ev.Order.Event)
 				}
 			}},
 		{name: "zero-decimal currency", body: replace(t, replace(t, session, `"currency": "usd"`, `"currency": "jpy"`), `"amount_total": 2000`, `"amount_total": 500`),
-			kind: KindOrder, id: pi, amount: "500", cur: "JPY", status: order.StatusApproved},
+			kind: KindOrder, id: cs, amount: "500", cur: "JPY", status: order.StatusApproved},
 		{name: "bad currency kept as problem", body: replace(t, session, `"currency": "usd"`, `"currency": "dollars"`),
-			kind: KindOrder, id: pi, amount: "20", cur: "", status: order.StatusApproved,
+			kind: KindOrder, id: cs, amount: "20", cur: "", status: order.StatusApproved,
 			check: func(t *testing.T, ev Event) {
 				if len(ev.Order.Problems) == 0 {
 					t.Error("no problem recorded")
