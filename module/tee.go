@@ -19,6 +19,11 @@ type teeWriter struct {
 	limit   int
 	status  int
 	header  http.Header
+	// encoding is the body's Content-Encoding as the inner handlers wrote
+	// it. It is read before the header goes out, because an outer encode
+	// handler shares the header map and adds its own Content-Encoding for
+	// the compression it applies after us.
+	encoding string
 	accept  map[*Rule]bool
 	capture *detect.Capture
 }
@@ -32,6 +37,7 @@ func (t *teeWriter) WriteHeader(status int) {
 	if t.status == 0 && status >= 200 {
 		t.status = status
 		t.header = t.Header()
+		t.encoding = t.header.Get("Content-Encoding")
 		t.accept = make(map[*Rule]bool, len(t.rules))
 		body := false
 		for _, rule := range t.rules {
@@ -90,7 +96,7 @@ func (t *teeWriter) page(logger *zap.Logger) *detect.Page {
 	}
 	body := t.capture.Bytes()
 	p.Truncated = t.capture.Truncated()
-	if enc := t.header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+	if enc := t.encoding; enc != "" && enc != "identity" {
 		dec, err := detect.Decode(body, enc, t.limit)
 		switch {
 		case err == nil:
