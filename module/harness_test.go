@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -142,3 +143,11 @@ func shop(t *testing.T, pages map[string]func(w http.ResponseWriter, r *http.Req
 }
 
 func hostPort(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
+
+func mustURL(t *testing.T) *url.URL {
+	u, err := url.Parse(fmt.Sprintf("http://localhost:%d/", httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

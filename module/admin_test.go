@@ -1,0 +1,149 @@
+package module_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func adminDo(t *testing.T, method, path string, body any) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+adminAddr+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func adminConfig(storage, netURL, upstream string) string {
+	return fmt.Sprintf(`{
+%s	postback {
+		storage %s
+		network aff {
+			click_param clickid
+			url "%s/pb?c={click_id}&o={order_id}&a={amount}&api_key=s3cr3t"
+			header Authorization "Bearer s3cr3t"
+		}
+		delivery {
+			retry_base 50ms
+		}
+	}
+}
+
+:%d {
+	postback {
+		conversion purchase {
+			match path /thank-you
+			order_id {http.request.uri.query.order}
+			amount {http.request.uri.query.total}
+		}
+	}
+	reverse_proxy %s
+}
+`, globalHead(), storage, netURL, httpPort, upstream)
+}
+
+func TestAdminRoutes(t *testing.T) {
+	net := newNetwork(t)
+	reject := true
+	net.status = func(int) int {
+		if reject {
+			return 400
+		}
+		return 200
+	}
+	up := shop(t, nil)
+	mustLoad(t, adminConfig(t.TempDir(), net.URL, hostPort(up)))
+
+	v := landed(t, "adm1")
+	get(t, v, "/thank-you?order=A1&total=10")
+	net.waitFor(t, 1, 5*time.Second)
+
+	// The 400 made a dead letter at once.
+	status, b := adminDo(t, "GET", "/postback/dead", nil)
+	var dead []map[string]any
+	if status != 200 || json.Unmarshal(b, &dead) != nil || len(dead) != 1 {
+		t.Fatalf("dead letters: %d %s", status, b)
+	}
+	if strings.Contains(string(b), "s3cr3t") {
+		t.Fatalf("admin answer leaks a secret: %s", b)
+	}
+	id := dead[0]["id"].(string)
+
+	reject = false
+	if status, b := adminDo(t, "POST", "/postback/deliveries/"+id+"/replay", nil); status != 200 {
+		t.Fatalf("replay: %d %s", status, b)
+	}
+	if got := net.waitFor(t, 2, 5*time.Second); len(got) != 2 {
+		t.Fatalf("after replay the network got %q", got)
+	}
+	status, b = adminDo(t, "GET", "/postback/deliveries/"+id, nil)
+	if status != 200 || !strings.Contains(string(b), `"state":"delivered"`) || !strings.Contains(string(b), `"status":400`) {
+		t.Fatalf("delivery log: %d %s", status, b)
+	}
+	status, b = adminDo(t, "GET", "/postback/conversions", nil)
+	if status != 200 || !strings.Contains(string(b), `"reason":"last_click`) {
+		t.Fatalf("conversions: %d %s", status, b)
+	}
+	if status, _ := adminDo(t, "POST", "/postback/deliveries/nope/replay", nil); status != 404 {
+		t.Errorf("replay of unknown delivery: %d", status)
+	}
+
+	// Test fire: the exact request (secrets masked) and the answer.
+	status, b = adminDo(t, "POST", "/postback/test", map[string]string{"network": "aff", "click_id": "T-CLICK", "amount": "10", "order": "T1"})
+	if status != 200 {
+		t.Fatalf("test fire: %d %s", status, b)
+	}
+	var tf struct {
+		Request struct {
+			Method, URL string
+			Header      map[string][]string
+		}
+		Attempt struct {
+			Status  int
+			Outcome string
+		}
+	}
+	if err := json.Unmarshal(b, &tf); err != nil {
+		t.Fatal(err)
+	}
+	if tf.Request.Method != "GET" || !strings.Contains(tf.Request.URL, "/pb?c=T-CLICK&o=T1&a=10.00&api_key=***") ||
+		tf.Attempt.Status != 200 || tf.Attempt.Outcome != "delivered" || tf.Request.Header["Authorization"][0] != "***" {
+		t.Fatalf("test fire result: %s", b)
+	}
+	if status, _ := adminDo(t, "POST", "/postback/test", map[string]string{"network": "nope"}); status != 404 {
+		t.Errorf("test fire of an unknown network: %d", status)
+	}
+
+	// Erasure by session cookie value.
+	var cookie string
+	for _, c := range v.Jar.Cookies(mustURL(t)) {
+		if c.Name == "_pbsid" {
+			cookie = c.Value
+		}
+	}
+	if status, b := adminDo(t, "DELETE", "/postback/sessions/"+cookie, nil); status != 200 || !strings.Contains(string(b), `"erased":true`) {
+		t.Fatalf("erase: %d %s", status, b)
+	}
+	get(t, v, "/thank-you?order=A2&total=10")
+	if got := net.waitFor(t, 4, 300*time.Millisecond); len(got) != 3 {
+		t.Fatalf("an erased session still converts: %q", got)
+	}
+	if status, _ := adminDo(t, "DELETE", "/postback/sessions/forged", nil); status != 400 {
+		t.Errorf("erase with a forged value: %d", status)
+	}
+}
