@@ -70,11 +70,11 @@ func init() {
 //		}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
+	d.Next() // option name
 	if existing != nil {
 		return nil, d.Err("postback global option given twice; merge the blocks")
 	}
 	app := new(module.App)
-	d.Next() // option name
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
@@ -367,7 +367,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 		case "decorate":
 			args := d.RemainingArgs()
 			switch {
-			case len(args) == 2:
+			case len(args) == 2 && args[1] != "param":
 				hd.Decorate = append(hd.Decorate, &module.Decoration{Host: args[0], Provider: args[1]})
 			case len(args) == 3 && args[1] == "param":
 				hd.Decorate = append(hd.Decorate, &module.Decoration{Host: args[0], Param: args[2]})
@@ -398,7 +398,7 @@ func parseRule(h httpcaddyfile.Helper) (*module.Rule, error) {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		key := d.Val()
-		if key != "from" {
+		if key != "from" && key != "match" { // several match sets are OR-ed
 			if seen[key] {
 				return nil, d.Errf("conversion %s already specified", key)
 			}
@@ -407,15 +407,15 @@ func parseRule(h httpcaddyfile.Helper) (*module.Rule, error) {
 		var err error
 		switch key {
 		case "match":
-			var set caddy.ModuleMap
-			if d.CountRemainingArgs() > 0 {
-				// One matcher on the line: "match path /thank-you*".
-				set, err = caddyhttp.ParseCaddyfileNestedMatcherSet(inlineBlock(d))
-			} else {
-				set, err = caddyhttp.ParseCaddyfileNestedMatcherSet(d)
+			// The nested matcher parser takes both forms: one matcher on
+			// the line ("match path /thank-you*") or a block of them.
+			tok := d.Token()
+			set, perr := caddyhttp.ParseCaddyfileNestedMatcherSet(d)
+			if perr != nil {
+				return nil, perr
 			}
-			if err != nil {
-				return nil, err
+			if len(set) == 0 {
+				return nil, errAt(tok, "conversion match: no matcher given (an empty set would match every request)")
 			}
 			rule.MatcherSetsRaw = append(rule.MatcherSetsRaw, set)
 		case "response":
@@ -424,6 +424,10 @@ func parseRule(h httpcaddyfile.Helper) (*module.Rule, error) {
 				return nil, err
 			}
 			m := rm["response"]
+			if m.StatusCode == nil && m.Headers == nil {
+				// An empty response matcher would match error pages too.
+				return nil, d.Errf("conversion response: no status or header matcher given")
+			}
 			rule.Response = &m
 		case "status":
 			err = oneArg(d, &rule.Status)
@@ -466,18 +470,11 @@ func parseRule(h httpcaddyfile.Helper) (*module.Rule, error) {
 	return rule, nil
 }
 
-// inlineBlock turns "match path /a /b" into a dispenser over
-// "match { path /a /b }" for the nested matcher parser.
-func inlineBlock(d *caddyfile.Dispenser) *caddyfile.Dispenser {
-	tok := d.Token()
-	toks := []caddyfile.Token{tok, {File: tok.File, Line: tok.Line, Text: "{"}}
-	for d.NextArg() {
-		toks = append(toks, d.Token())
-	}
-	toks = append(toks, caddyfile.Token{File: tok.File, Line: tok.Line, Text: "}"})
-	nd := caddyfile.NewDispenser(toks)
-	nd.Next()
-	return nd
+// errAt is d.Errf for an earlier token: the error names tok's file and line.
+func errAt(tok caddyfile.Token, format string, args ...any) error {
+	d := caddyfile.NewDispenser([]caddyfile.Token{tok})
+	d.Next()
+	return d.Errf(format, args...)
 }
 
 func parseSource(d *caddyfile.Dispenser) (*module.Source, error) {
@@ -516,6 +513,11 @@ func parseSource(d *caddyfile.Dispenser) (*module.Source, error) {
 				return nil, d.Errf("from %s: %s already specified", typ, key)
 			}
 			seen[key] = true
+			switch key {
+			case "order_id", "amount", "currency", "coupon":
+			default:
+				return nil, d.Errf("from %s: unrecognized field '%s'", typ, key)
+			}
 			a := d.RemainingArgs()
 			if len(a) == 0 || len(a) > 2 || (len(a) == 2 && (key != "amount" || a[1] != "minor")) {
 				return nil, d.ArgErr()
@@ -529,8 +531,6 @@ func parseSource(d *caddyfile.Dispenser) (*module.Source, error) {
 				s.Currency = a[0]
 			case "coupon":
 				s.Coupon = a[0]
-			default:
-				return nil, d.Errf("from %s: unrecognized field '%s'", typ, key)
 			}
 		}
 	default:
@@ -552,9 +552,12 @@ func parseWebhook(d *caddyfile.Dispenser) (*module.Webhook, error) {
 		key := d.Val()
 		if key != "secret" && key != "status_map" {
 			if seen[key] {
-				return nil, d.Errf("webhook %s: %s already specified", key, wh.Path)
+				return nil, d.Errf("webhook %s: %s already specified", wh.Path, key)
 			}
 			seen[key] = true
+		}
+		if genericOnly[key] && wh.Provider != "generic" {
+			return nil, d.Errf("webhook %s: %s is only for the generic provider, not %s", wh.Path, key, wh.Provider)
 		}
 		var err error
 		switch key {
@@ -609,6 +612,9 @@ func parseWebhook(d *caddyfile.Dispenser) (*module.Webhook, error) {
 			if g.StatusMap == nil {
 				g.StatusMap = map[string]string{}
 			}
+			if _, dup := g.StatusMap[raw]; dup {
+				return nil, d.Errf("webhook %s: status_map %s already specified", wh.Path, raw)
+			}
 			g.StatusMap[raw] = to
 		default:
 			return nil, d.Errf("webhook %s: unrecognized option '%s'", wh.Path, key)
@@ -618,12 +624,17 @@ func parseWebhook(d *caddyfile.Dispenser) (*module.Webhook, error) {
 		}
 	}
 	if generic {
-		if wh.Provider != "generic" {
-			return nil, d.Errf("webhook %s: field paths and signature options are only for the generic provider", wh.Path)
-		}
 		wh.Generic = g
 	}
 	return wh, nil
+}
+
+// genericOnly are the webhook options only the generic provider takes.
+var genericOnly = map[string]bool{
+	"insecure": true, "header": true, "algorithm": true, "encoding": true, "prefix": true,
+	"timestamp_header": true, "signed_payload": true, "order_id": true, "amount": true,
+	"currency": true, "event_type": true, "events": true, "status": true, "status_map": true,
+	"session": true, "event_id": true, "email": true, "coupon": true,
 }
 
 func genericField(g *module.GenericWebhook, key string) *string {
@@ -678,26 +689,28 @@ func flag(d *caddyfile.Dispenser, dst *bool) error {
 }
 
 func intArg(d *caddyfile.Dispenser, dst *int) error {
+	name := d.Val()
 	var s string
 	if err := oneArg(d, &s); err != nil {
 		return err
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
-		return d.Errf("%s: want a whole number, got %q", d.Val(), s)
+		return d.Errf("%s: want a whole number, got %q", name, s)
 	}
 	*dst = n
 	return nil
 }
 
 func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
 	var s string
 	if err := oneArg(d, &s); err != nil {
 		return err
 	}
 	dur, err := caddy.ParseDuration(s)
 	if err != nil {
-		return d.Errf("bad duration %q: %v", s, err)
+		return d.Errf("%s: bad duration %q: %v", name, s, err)
 	}
 	*dst = caddy.Duration(dur)
 	return nil

@@ -62,8 +62,18 @@ func stripeEvent(eventID, sessionID, ref string, cents int) []byte {
 
 func postStripe(t *testing.T, body []byte, secret string, at time.Time) (int, string) {
 	t.Helper()
+	return postStripeSigned(t, "/hooks/stripe", body, secret, at)
+}
+
+func postStripeTo(t *testing.T, path string, body []byte) (int, string) {
+	t.Helper()
+	return postStripeSigned(t, path, body, stripeSecret, time.Now())
+}
+
+func postStripeSigned(t *testing.T, path string, body []byte, secret string, at time.Time) (int, string) {
+	t.Helper()
 	sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret, Timestamp: at})
-	req, _ := http.NewRequest("POST", fmt.Sprintf("http://localhost:%d/hooks/stripe", httpPort), bytes.NewReader(body))
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://localhost:%d%s", httpPort, path), bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("Stripe-Signature", sp.Header)
 	resp, err := http.DefaultClient.Do(req)
