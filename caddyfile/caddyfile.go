@@ -325,7 +325,7 @@ func setParam(d *caddyfile.Dispenser, n *module.Network, network, k, v string) e
 // parseHandler parses the site directive:
 //
 //	postback {
-//		conversion [<event>] {
+//		conversion [<event...>] {
 //			match <matcher> | match { <matchers> }
 //			response { <response matchers> }
 //			status approved|pending
@@ -387,14 +387,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 func parseRule(h httpcaddyfile.Helper) (*module.Rule, error) {
 	d := h.Dispenser
 	rule := new(module.Rule)
-	args := d.RemainingArgs()
-	switch len(args) {
-	case 0:
-	case 1:
-		rule.Event = args[0]
-	default:
-		return nil, d.ArgErr()
-	}
+	rule.Events = d.RemainingArgs()
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		key := d.Val()

@@ -201,3 +201,20 @@ func TestReloadKeepsQueueAndSendsOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestRuleWithSeveralEvents(t *testing.T) {
+	net := newNetwork(t)
+	up := shop(t, nil)
+	cfg := strings.Replace(demoConfig(t.TempDir(), net.URL, hostPort(up)), "conversion purchase {", "conversion purchase ftd {", 1)
+	cfg = strings.Replace(cfg, "&s1={sub1}", "&ev={event}", 1)
+	mustLoad(t, cfg)
+	v := visitor(t)
+	get(t, v, "/?clickid=dep1")
+	get(t, v, "/thank-you?order=D1&total=100")
+	get(t, v, "/thank-you?order=D1&total=100")
+	got := net.waitFor(t, 2, 5*time.Second)
+	all := strings.Join(got, " ")
+	if len(got) != 2 || !strings.Contains(all, "ev=purchase") || !strings.Contains(all, "ev=ftd") {
+		t.Fatalf("postbacks %q: want one purchase and one ftd", got)
+	}
+}

@@ -18,8 +18,10 @@ import (
 // Rule recognises a confirmation page and says where the order's fields
 // come from: request placeholders, the response body, or both.
 type Rule struct {
-	// Event is the conversion event this rule yields. Default: "purchase".
-	Event string `json:"event,omitempty"`
+	// Events are the conversion events this rule yields, each credited and
+	// deduplicated on its own (a first deposit can be both "purchase" and
+	// "ftd"). Default: ["purchase"].
+	Events []string `json:"events,omitempty"`
 	// MatcherSetsRaw are the request matchers a confirmation page matches.
 	MatcherSetsRaw caddyhttp.RawMatcherSets `json:"match,omitempty" caddy:"namespace=http.matchers"`
 	// Response matches the response. Default: a 2xx status, and when the
@@ -79,8 +81,13 @@ type Source struct {
 const DefaultMaxBody = 1 << 20
 
 func (rule *Rule) provision(ctx caddy.Context) error {
-	if rule.Event == "" {
-		rule.Event = "purchase"
+	if len(rule.Events) == 0 {
+		rule.Events = []string{"purchase"}
+	}
+	for _, ev := range rule.Events {
+		if ev == "" || strings.ContainsAny(ev, "/ \t") {
+			return fmt.Errorf("event %q: use a plain name such as purchase, lead or ftd", ev)
+		}
 	}
 	if rule.Status == "" {
 		rule.Status = string(order.StatusApproved)
@@ -199,7 +206,7 @@ func (h *Handler) convert(r *http.Request, tw *teeWriter, rules []*Rule, session
 			var errs []error
 			f, errs = detect.Extract(page, rule.sources)
 			for _, err := range errs {
-				h.logger.Debug("reading the order from the page", zap.String("event", rule.Event), zap.Error(err))
+				h.logger.Debug("reading the order from the page", zap.Strings("events", rule.Events), zap.Error(err))
 			}
 		}
 		if repl != nil {
@@ -221,17 +228,19 @@ func (h *Handler) convert(r *http.Request, tw *teeWriter, rules []*Rule, session
 			overlay(&f.Coupon, rule.Coupon)
 		}
 		if f.OrderID == "" {
-			h.logger.Warn("confirmation page matched but no order ID was found", zap.String("event", rule.Event), zap.String("path", r.URL.Path))
+			h.logger.Warn("confirmation page matched but no order ID was found", zap.Strings("events", rule.Events), zap.String("path", r.URL.Path))
 			continue
 		}
 		if rule.JoinOnly {
 			h.link(f.OrderID, sessionID)
 			continue
 		}
-		o := f.Order(rule.Event, rule.DefaultCurrency)
-		o.Source = "page"
-		o.Status = order.Status(rule.Status)
-		h.record(o, sessionID, gaClientID(r))
+		for _, ev := range rule.Events {
+			o := f.Order(ev, rule.DefaultCurrency)
+			o.Source = "page"
+			o.Status = order.Status(rule.Status)
+			h.record(o, sessionID, gaClientID(r))
+		}
 	}
 }
 

@@ -15,17 +15,17 @@ import (
 // Only responses that some rule's response matcher accepts are copied.
 type teeWriter struct {
 	*caddyhttp.ResponseWriterWrapper
-	rules   []*Rule
-	limit   int
-	status  int
-	header  http.Header
+	rules  []*Rule
+	limit  int
+	status int
+	header http.Header
 	// encoding is the body's Content-Encoding as the inner handlers wrote
 	// it. It is read before the header goes out, because an outer encode
 	// handler shares the header map and adds its own Content-Encoding for
 	// the compression it applies after us.
 	encoding string
-	accept  map[*Rule]bool
-	capture *detect.Capture
+	accept   map[*Rule]bool
+	capture  *detect.Capture
 }
 
 func newTeeWriter(w http.ResponseWriter, rules []*Rule, limit int) *teeWriter {
