@@ -33,7 +33,7 @@ func adminConfig(storage, netURL, upstream string) string {
 	return fmt.Sprintf(`{
 %s	postback {
 		storage %s
-		network aff {
+		network admnet {
 			click_param clickid
 			url "%s/pb?c={click_id}&o={order_id}&a={amount}&api_key=s3cr3t"
 			header Authorization "Bearer s3cr3t"
@@ -104,7 +104,7 @@ func TestAdminRoutes(t *testing.T) {
 	}
 
 	// Test fire: the exact request (secrets masked) and the answer.
-	status, b = adminDo(t, "POST", "/postback/test", map[string]string{"network": "aff", "click_id": "T-CLICK", "amount": "10", "order": "T1"})
+	status, b = adminDo(t, "POST", "/postback/test", map[string]string{"network": "admnet", "click_id": "T-CLICK", "amount": "10", "order": "T1"})
 	if status != 200 {
 		t.Fatalf("test fire: %d %s", status, b)
 	}
@@ -127,6 +127,21 @@ func TestAdminRoutes(t *testing.T) {
 	}
 	if status, _ := adminDo(t, "POST", "/postback/test", map[string]string{"network": "nope"}); status != 404 {
 		t.Errorf("test fire of an unknown network: %d", status)
+	}
+
+	// Metrics in Caddy's registry, labelled by network and outcome only.
+	status, b = adminDo(t, "GET", "/metrics", nil)
+	for _, want := range []string{
+		`caddy_postback_clicks_captured_total{network="admnet"} 1`,
+		`caddy_postback_deliveries_total{network="admnet",outcome="dead"} 1`,
+		`caddy_postback_deliveries_total{network="admnet",outcome="delivered"} 1`,
+	} {
+		if status != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(string(b), "adm1") {
+		t.Error("a click ID appears in the metrics")
 	}
 
 	// Erasure by session cookie value.
