@@ -119,13 +119,14 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 		case "network":
 			var nname string
 			var n *module.Network
+			tok := d.Token()
 			nname, n, err = parseNetwork(d)
 			if err == nil {
 				if app.Networks == nil {
 					app.Networks = map[string]*module.Network{}
 				}
 				if _, dup := app.Networks[nname]; dup {
-					return nil, d.Errf("network %s already specified", nname)
+					return nil, errAt(tok, "network %s already specified", nname)
 				}
 				app.Networks[nname] = n
 			}

@@ -218,3 +218,22 @@ func TestRuleWithSeveralEvents(t *testing.T) {
 		t.Fatalf("postbacks %q: want one purchase and one ftd", got)
 	}
 }
+
+// TestUpstreamDownIsNoConversion: a confirmation page whose upstream fails
+// gets Caddy's error answer, and no conversion is recorded.
+func TestUpstreamDownIsNoConversion(t *testing.T) {
+	net := newNetwork(t)
+	up := shop(t, nil)
+	addr := hostPort(up)
+	mustLoad(t, demoConfig(t.TempDir(), net.URL, addr))
+	v := visitor(t)
+	get(t, v, "/?clickid=down1")
+	up.Close()
+	resp, _ := get(t, v, "/thank-you?order=X1&total=5")
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502 from Caddy", resp.StatusCode)
+	}
+	if got := net.waitFor(t, 1, 300*time.Millisecond); len(got) != 0 {
+		t.Fatalf("postbacks for a failed page: %q", got)
+	}
+}

@@ -111,9 +111,11 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	tw := newTeeWriter(w, rules, h.maxBody(rules))
 	defer tw.release()
-	err := next.ServeHTTP(tw, r)
+	if err := next.ServeHTTP(tw, r); err != nil {
+		return err // an upstream error page is no confirmation page
+	}
 	h.convert(r, tw, rules, sessionID)
-	return err
+	return nil
 }
 
 // clientIP is the client address as Caddy determined it (trusted proxies

@@ -3,6 +3,7 @@ package module
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -116,6 +117,15 @@ func (n *Network) provision(name string, repl *caddy.Replacer) (capture.Network,
 		for k, v := range n.Params {
 			cfg.Params[k] = repl.ReplaceKnown(v, "")
 		}
+	}
+	if len(n.Events) > 0 && cfg.Params["events"] == "" && cfg.Preset != "" && cfg.Preset != "get" && cfg.Preset != "post" {
+		// The network's event list also widens a preset that reports only
+		// purchases by default (awin, cj, impact), so "events purchase
+		// lead" means what it says.
+		if cfg.Params == nil {
+			cfg.Params = map[string]string{}
+		}
+		cfg.Params["events"] = strings.Join(n.Events, ",")
 	}
 	dest, err := postback.New(cfg)
 	if err != nil {

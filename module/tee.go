@@ -81,11 +81,10 @@ func (t *teeWriter) ReadFrom(r io.Reader) (int64, error) {
 type writerOnly struct{ io.Writer }
 
 // matched reports whether the response matched rule's response matcher.
+// A response never started matches nothing: the handler returned an error
+// that Caddy's error handling will answer.
 func (t *teeWriter) matched(rule *Rule) bool {
-	if t.status == 0 { // nothing written: an empty 200
-		t.WriteHeader(http.StatusOK)
-	}
-	return t.accept[rule]
+	return t.status != 0 && t.accept[rule]
 }
 
 // page returns the copied response, decoded, for the sources.
