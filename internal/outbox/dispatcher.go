@@ -74,6 +74,12 @@ type netState struct {
 	workers     int
 	failures    int       // consecutive transient failures
 	pausedUntil time.Time // zero when not paused
+	// held are the IDs this process has claimed and not yet finished (in
+	// queue or in an attempt), guarded by Dispatcher.mu. A lease in the store
+	// only matters after a crash; while a delivery is held here the poll
+	// must not claim it again even if its lease has run out (a slow network
+	// keeps it queued that long), or it would be sent twice.
+	held map[string]struct{}
 }
 
 // snippetLen caps the answer body kept with an attempt; readLimit caps what
@@ -177,6 +183,7 @@ func (d *Dispatcher) Stop() {
 		for len(ns.queue) > 0 {
 			back = append(back, <-ns.queue)
 		}
+		clear(ns.held)
 	}
 	d.mu.Unlock()
 	for _, del := range back {
@@ -248,7 +255,7 @@ func (d *Dispatcher) state(name string) *netState {
 	ns, ok := d.nets[name]
 	if !ok {
 		c := d.dest(name).Concurrency
-		ns = &netState{name: name, queue: make(chan *Delivery, c*8)}
+		ns = &netState{name: name, queue: make(chan *Delivery, c*8), held: map[string]struct{}{}}
 		d.nets[name] = ns
 	}
 	return ns
@@ -281,7 +288,7 @@ func (d *Dispatcher) poll() time.Time {
 		if room <= 0 {
 			continue
 		}
-		claimed, due, err := d.claim(ns.name, t, room)
+		claimed, due, err := d.claim(ns, t, room)
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {
 				d.logger.Error("claiming due deliveries", zap.String("network", ns.name), zap.Error(err))
@@ -289,6 +296,11 @@ func (d *Dispatcher) poll() time.Time {
 			continue
 		}
 		next = earliest(next, due)
+		d.mu.Lock()
+		for _, del := range claimed {
+			ns.held[del.ID] = struct{}{}
+		}
+		d.mu.Unlock()
 		for _, del := range claimed {
 			ns.queue <- del
 		}
@@ -309,7 +321,9 @@ func earliest(a, b time.Time) time.Time {
 // claim leases up to limit due deliveries of a network: their due time moves
 // to after the attempt's timeout, so if the process dies mid-attempt the
 // delivery comes due again and is retried (at least once, never lost).
-func (d *Dispatcher) claim(network string, t time.Time, limit int) ([]*Delivery, time.Time, error) {
+// Deliveries this process still holds are skipped, whatever their lease.
+func (d *Dispatcher) claim(ns *netState, t time.Time, limit int) ([]*Delivery, time.Time, error) {
+	network := ns.name
 	var claimed []*Delivery
 	var next time.Time
 	lease := t.Add(d.opts.Timeout + 30*time.Second)
@@ -330,6 +344,9 @@ func (d *Dispatcher) claim(network string, t time.Time, limit int) ([]*Delivery,
 				return store.ErrStop
 			}
 			_, id, ok := store.ParseDueKey(network, k)
+			if ok && d.holds(ns, id) {
+				return nil // queued or in an attempt here; its lease ran out while it waited
+			}
 			if ok {
 				ids = append(ids, id)
 				keys = append(keys, append([]byte(nil), k...))
@@ -367,6 +384,24 @@ func (d *Dispatcher) claim(network string, t time.Time, limit int) ([]*Delivery,
 	return claimed, next, err
 }
 
+// holds reports whether this process has claimed a delivery and not yet
+// finished with it.
+func (d *Dispatcher) holds(ns *netState, id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := ns.held[id]
+	return ok
+}
+
+// release ends this process's hold on a delivery, after its attempt's
+// outcome (or its return to the queue) is committed, so a later poll may
+// claim it again if it is still due.
+func (d *Dispatcher) release(ns *netState, id string) {
+	d.mu.Lock()
+	delete(ns.held, id)
+	d.mu.Unlock()
+}
+
 func (d *Dispatcher) ensureWorkers(ns *netState) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -386,6 +421,7 @@ func (d *Dispatcher) worker(ns *netState) {
 			return
 		case del := <-ns.queue:
 			d.attempt(ns, del)
+			d.release(ns, del.ID)
 			d.Wake()
 		}
 	}
