@@ -370,10 +370,12 @@ func (d *Dispatcher) claim(ns *netState, t time.Time, limit int) ([]*Delivery, t
 			if del.State != StateQueued && del.State != StateRetrying {
 				continue
 			}
+			// Only the due key moves: rewriting the whole record here would
+			// add a third full write per delivery (and most of the store's
+			// compaction work while a backlog drains). The lease time
+			// travels in memory; after a crash the due key alone says when
+			// the delivery is due again.
 			del.NextAttempt = lease
-			if err := putDelivery(txn, del, 0); err != nil {
-				return err
-			}
 			if err := txn.Set(store.DueKey(network, lease, id), nil, 0); err != nil {
 				return err
 			}
@@ -563,8 +565,8 @@ func (d *Dispatcher) finish(del *Delivery, at Attempt, o postback.Outcome, retry
 		if err != nil {
 			return err
 		}
-		if err := txn.Delete(store.DueKey(cur.Network, cur.NextAttempt, cur.ID)); err != nil {
-			return err
+		if err := txn.Delete(store.DueKey(cur.Network, del.NextAttempt, cur.ID)); err != nil {
+			return err // the lease taken by claim
 		}
 		cur.Tries++
 		cur.Attempts = append(cur.Attempts, at)
@@ -619,8 +621,8 @@ func (d *Dispatcher) requeue(del *Delivery, t time.Time) error {
 		if cur.State != StateQueued && cur.State != StateRetrying {
 			return nil
 		}
-		if err := txn.Delete(store.DueKey(cur.Network, cur.NextAttempt, cur.ID)); err != nil {
-			return err
+		if err := txn.Delete(store.DueKey(cur.Network, del.NextAttempt, cur.ID)); err != nil {
+			return err // the lease taken by claim
 		}
 		cur.NextAttempt = t
 		if err := putDelivery(txn, cur, 0); err != nil {
