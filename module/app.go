@@ -75,8 +75,10 @@ type App struct {
 	sessions   *capture.Sessions
 	tracker    *conversion.Tracker
 	dests      map[string]outbox.Destination
-	cookieLife time.Duration
-	metrics    *metrics
+	// outboxSettings take effect when this config starts.
+	outboxSettings outbox.Settings
+	cookieLife     time.Duration
+	metrics        *metrics
 }
 
 // Cookie configures the session cookie.
@@ -211,11 +213,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if loaded {
 		a.logger.Debug("reusing open store", zap.String("storage", key))
 	}
-	if a.Delivery.Durable == nil || *a.Delivery.Durable {
-		rt.outbox.Durable = true
+	a.outboxSettings = outbox.Settings{
+		Durable:       a.Delivery.Durable == nil || *a.Delivery.Durable,
+		LogRetention:  time.Duration(a.Delivery.LogRetention),
+		DeadRetention: time.Duration(a.Delivery.DeadRetention),
 	}
-	rt.outbox.LogRetention = time.Duration(a.Delivery.LogRetention)
-	rt.outbox.DeadRetention = time.Duration(a.Delivery.DeadRetention)
 
 	// Session cookie key.
 	secret, err := a.cookieSecret()
@@ -287,6 +289,7 @@ var active atomic.Pointer[App]
 // Start starts the dispatcher (once per store) and gives it this config's
 // destinations.
 func (a *App) Start() error {
+	a.rt.outbox.Configure(a.outboxSettings)
 	a.rt.dispatcher.SetDestinations(a.dests)
 	a.rt.dispatcher.Start()
 	active.Store(a)

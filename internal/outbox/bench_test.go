@@ -45,7 +45,7 @@ func benchmarkDeliveries(b *testing.B, durable bool) {
 	}
 	defer st.Close()
 	ob := New(st)
-	ob.Durable = durable
+	ob.Configure(Settings{Durable: durable})
 	var delivered, other atomic.Int64
 	done := make(chan struct{})
 	n := int64(b.N)

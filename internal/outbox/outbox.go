@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-postback/caddy-postback/internal/store"
@@ -27,7 +28,15 @@ var ErrNotFound = errors.New("not found")
 
 // Outbox is the queue in the store.
 type Outbox struct {
-	store store.Store
+	store    store.Store
+	settings atomic.Pointer[Settings]
+	// notify tells the dispatcher which networks have new deliveries.
+	notify func(networks ...string)
+}
+
+// Settings are the outbox's retention and durability; a config reload
+// replaces them while the outbox keeps running.
+type Settings struct {
 	// LogRetention, DeadRetention and IdempotencyTTL; zero takes the defaults.
 	LogRetention   time.Duration
 	DeadRetention  time.Duration
@@ -35,13 +44,18 @@ type Outbox struct {
 	// Durable syncs the store after each recorded conversion, so queued
 	// postbacks survive power loss, not only a process crash.
 	Durable bool
-	// notify tells the dispatcher which networks have new deliveries.
-	notify func(networks ...string)
 }
+
+// Configure replaces the settings; it is safe while deliveries flow.
+func (o *Outbox) Configure(s Settings) { o.settings.Store(&s) }
+
+func (o *Outbox) get() *Settings { return o.settings.Load() }
 
 // New returns an outbox on s.
 func New(s store.Store) *Outbox {
-	return &Outbox{store: s, notify: func(...string) {}}
+	o := &Outbox{store: s, notify: func(...string) {}}
+	o.Configure(Settings{})
+	return o
 }
 
 // Store returns the outbox's store.
@@ -135,7 +149,7 @@ func (o *Outbox) Record(conv Conversion, deliveries []Delivery, once []byte, ext
 	if err != nil {
 		return RecordResult{}, fmt.Errorf("recording conversion: %w", err)
 	}
-	if o.Durable && len(res.Queued) > 0 {
+	if o.get().Durable && len(res.Queued) > 0 {
 		if err := o.store.Sync(); err != nil {
 			return res, fmt.Errorf("syncing outbox: %w", err)
 		}
@@ -151,22 +165,22 @@ func (o *Outbox) Record(conv Conversion, deliveries []Delivery, once []byte, ext
 }
 
 func (o *Outbox) idempotencyTTL() time.Duration {
-	if o.IdempotencyTTL > 0 {
-		return o.IdempotencyTTL
+	if ttl := o.get().IdempotencyTTL; ttl > 0 {
+		return ttl
 	}
 	return DefaultIdempotencyTTL
 }
 
 func (o *Outbox) logRetention() time.Duration {
-	if o.LogRetention > 0 {
-		return o.LogRetention
+	if ttl := o.get().LogRetention; ttl > 0 {
+		return ttl
 	}
 	return DefaultLogRetention
 }
 
 func (o *Outbox) deadRetention() time.Duration {
-	if o.DeadRetention > 0 {
-		return o.DeadRetention
+	if ttl := o.get().DeadRetention; ttl > 0 {
+		return ttl
 	}
 	return DefaultDeadRetention
 }
