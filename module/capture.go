@@ -20,7 +20,9 @@ func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref
 	if a.ConsentCookie != "" && capture.CookieValue(r.Header, a.ConsentCookie) != a.ConsentValue {
 		return sessionID, ref
 	}
-	hits, errs := a.recognizer.Find(r.URL.Query())
+	// Parsed once: Find and the sub IDs below both read it.
+	query := r.URL.Query()
+	hits, errs := a.recognizer.Find(query)
 	for _, err := range errs {
 		if a.metrics != nil {
 			a.metrics.badClicks.Inc()
@@ -38,7 +40,6 @@ func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref
 		ip = capture.TruncateIP(ip)
 	}
 	nets := a.recognizer.Networks()
-	query := r.URL.Query()
 	var subs map[string]string
 	for _, p := range capture.SubParams {
 		if v := query.Get(p); v != "" && capture.ValidClickID(v, a.MaxClickIDLength) == nil {
@@ -61,7 +62,13 @@ func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref
 	if fresh {
 		sessionID, ref = a.signer.New()
 	}
-	if err := a.sessions.Add(sessionID, tps, gaClientID(r)); err != nil {
+	var err error
+	if fresh {
+		err = a.sessions.Create(sessionID, tps, gaClientID(r))
+	} else {
+		err = a.sessions.Add(sessionID, tps, gaClientID(r))
+	}
+	if err != nil {
 		// The visitor still gets the page; only this click is lost.
 		h.logger.Error("storing captured click", zap.Error(err))
 		if fresh {

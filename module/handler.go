@@ -114,6 +114,12 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	if err := next.ServeHTTP(tw, r); err != nil {
 		return err // an upstream error page is no confirmation page
 	}
+	if tw.status != 0 {
+		// Send what net/http still buffers (up to 4 KiB) before reading the
+		// order: the page is complete, and the visitor should not wait for
+		// the extraction and the store commit, which syncs to disk.
+		_ = http.NewResponseController(w).Flush()
+	}
 	h.convert(r, tw, rules, sessionID)
 	return nil
 }

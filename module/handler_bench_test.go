@@ -1,11 +1,17 @@
 package module
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,7 +117,7 @@ func newBenchEnv(tb testing.TB, rules ...*Rule) *benchEnv {
 	}
 	tb.Cleanup(func() { _ = st.Close() })
 	ob := outbox.New(st)
-	ob.Durable = true // the default; a no-op on an in-memory store
+	ob.Configure(outbox.Settings{Durable: true}) // the default; a no-op on an in-memory store
 	signer, err := capture.NewSigner(capture.NewKey())
 	if err != nil {
 		tb.Fatal(err)
@@ -159,7 +165,7 @@ func newBenchEnv(tb testing.TB, rules ...*Rule) *benchEnv {
 // thankYouRule is a confirmation page whose order comes from placeholders.
 func thankYouRule() *Rule {
 	return &Rule{
-		Event:           "purchase",
+		Events:          []string{"purchase"},
 		MatcherSetsRaw:  caddyhttp.RawMatcherSets{{"path": json.RawMessage(`["/thank-you"]`)}},
 		OrderID:         "{http.request.uri.query.order}",
 		Amount:          "{http.request.uri.query.total}",
@@ -324,6 +330,102 @@ func BenchmarkPassThroughBaseline(b *testing.B) {
 		w.reset()
 		if err := benchNext.ServeHTTP(w, r); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// linksPage is a 60 KB catalogue page with 12 buy.stripe.com Payment Links.
+func linksPage() []byte {
+	var b bytes.Buffer
+	b.WriteString("<!doctype html><html><head><title>Shop</title></head><body><main>\n")
+	for i := 0; b.Len() < 60<<10; i++ {
+		if i%30 == 0 && i < 360 {
+			fmt.Fprintf(&b, "<article><h2>Notebook %d</h2><a class=\"buy\" href=\"https://buy.stripe.com/test_6oE%05dAbcD\">Buy for $24</a></article>\n", i, i)
+			continue
+		}
+		fmt.Fprintf(&b, "<article><h2>Notebook %d</h2><p>A5, dot grid, 192 pages of 120 gsm paper.</p><a href=\"/products/%d\">Details</a></article>\n", i, i)
+	}
+	b.WriteString("</main></body></html>\n")
+	return b.Bytes()
+}
+
+// BenchmarkDecoratedPage is a visitor with a session fetching a 60 KB HTML
+// page with 12 checkout links, which the handler decorates as it streams.
+// next writes in 32 KiB pieces, as reverse_proxy does.
+func BenchmarkDecoratedPage(b *testing.B) {
+	env := newBenchEnv(b)
+	env.h.Decorate = []*Decoration{{Host: "buy.stripe.com", Provider: "stripe"}}
+	if err := env.h.provisionDecorations(); err != nil {
+		b.Fatal(err)
+	}
+	page := linksPage()
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+		w.Header()["Content-Type"] = htmlType
+		for p := page; len(p) > 0; {
+			n := min(len(p), 32<<10)
+			if _, err := w.Write(p[:n]); err != nil {
+				return err
+			}
+			p = p[n:]
+		}
+		return nil
+	})
+	w := newBenchWriter()
+	r := benchRequest(w, "http://shop.example/notebooks", DefaultCookieName+"="+env.cookie)
+	b.SetBytes(int64(len(page)))
+	b.ReportAllocs()
+	for b.Loop() {
+		w.reset()
+		if err := env.h.ServeHTTP(w, r, next); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if want := len(page) + 12*len("&client_reference_id=") + 12*len(env.cookie); w.n < want-12 {
+		b.Fatalf("wrote %d bytes, want about %d (decorated)", w.n, want)
+	}
+}
+
+// BenchmarkStripeWebhook is one signed checkout.session.completed webhook
+// credited to a visitor: verification, parsing, and the conversion and its
+// postback committed in one transaction. The store is in memory, so this is
+// the CPU cost; on disk each credited webhook also syncs the store.
+func BenchmarkStripeWebhook(b *testing.B) {
+	const secret = "whsec_bench_0123456789abcdef0123456789abcdef"
+	env := newBenchEnv(b)
+	env.h.Webhooks = []*Webhook{{Path: "/.well-known/postback/stripe", Provider: "stripe", Secrets: []string{secret}}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := env.h.provisionWebhooks(ctx); err != nil {
+		b.Fatal(err)
+	}
+	w := newBenchWriter()
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		// Making and signing the event is the sender's work, not ours.
+		b.StopTimer()
+		w.reset()
+		i++
+		id := stamp + "_" + strconv.Itoa(i)
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		body := `{"id":"evt_` + id + `","object":"event","created":` + ts + `,"livemode":true,"type":"checkout.session.completed",` +
+			`"data":{"object":{"id":"cs_live_` + id + `","object":"checkout.session","amount_total":4990,"currency":"usd",` +
+			`"client_reference_id":"` + env.cookie + `","livemode":true,"metadata":{},"mode":"payment","payment_intent":"pi_` + id + `",` +
+			`"payment_status":"paid","status":"complete"}}}`
+		mac := hmac.New(sha256.New, []byte(secret))
+		io.WriteString(mac, ts+"."+body)
+		r := benchRequest(w, "http://shop.example/.well-known/postback/stripe", "")
+		r.Method = http.MethodPost
+		r.Body = io.NopCloser(strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Stripe-Signature", "t="+ts+",v1="+hex.EncodeToString(mac.Sum(nil)))
+		b.StartTimer()
+		if err := env.h.ServeHTTP(w, r, benchNext); err != nil {
+			b.Fatal(err)
+		}
+		if w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
 		}
 	}
 }

@@ -71,18 +71,49 @@ func (s *Signer) mac(id string) string {
 }
 
 // CookieValue returns the value of the named cookie from the request headers
-// without parsing every cookie, and without allocating.
+// without parsing every cookie, and without allocating. It searches for the
+// name itself rather than splitting the header at every ';', because it
+// runs on every request that carries cookies, and most carry only others.
 func CookieValue(h http.Header, name string) string {
+	if name == "" {
+		return ""
+	}
 	for _, line := range h["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			k, v, ok := strings.Cut(part, "=")
-			if ok && k == name {
-				return strings.Trim(v, `"`)
+		for off := 0; off < len(line); {
+			i := strings.Index(line[off:], name)
+			if i < 0 {
+				break
 			}
+			i += off
+			end := i + len(name)
+			if end < len(line) && line[end] == '=' && startsPair(line, i) {
+				v := line[end+1:]
+				if j := strings.IndexByte(v, ';'); j >= 0 {
+					v = v[:j]
+				}
+				return strings.Trim(strings.TrimRight(v, asciiSpace), `"`)
+			}
+			off = i + 1
 		}
 	}
 	return ""
+}
+
+// asciiSpace is what browsers put around cookie pairs.
+const asciiSpace = " \t\n\v\f\r"
+
+// startsPair reports whether the cookie name found at line[i] begins a
+// name=value pair (only spaces between it and the previous ';'), rather than
+// sitting inside another cookie's name or value.
+func startsPair(line string, i int) bool {
+	for i--; i >= 0; i-- {
+		switch line[i] {
+		case ';':
+			return true
+		case ' ', '\t', '\n', '\v', '\f', '\r':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -33,6 +33,12 @@ type Recognizer struct {
 	networks []Network
 	byParam  map[string]int
 	maxLen   int
+	// lengths (bit n: some parameter is n bytes long, n < 64; bit 0: one is
+	// 64 or longer) and first (its first byte) let Has reject most query
+	// keys without hashing them: Has runs on every request, and most
+	// requests carry no click ID.
+	lengths uint64
+	first   [256]bool
 }
 
 // DefaultMaxClickIDLength caps click IDs; the longest documented IDs (fbclid,
@@ -56,6 +62,8 @@ func NewRecognizer(networks []Network, maxLen int) (*Recognizer, error) {
 				return nil, fmt.Errorf("click parameter %q is claimed by networks %s and %s; give one of them other click_param names", p, networks[j].Name, n.Name)
 			}
 			r.byParam[p] = i
+			r.lengths |= lengthBit(len(p))
+			r.first[p[0]] = true
 		}
 	}
 	return r, nil
@@ -71,27 +79,48 @@ func (r *Recognizer) MaxLen() int { return r.maxLen }
 func (r *Recognizer) Empty() bool { return len(r.byParam) == 0 }
 
 // Has reports whether rawQuery mentions any click-ID parameter. It does not
-// allocate, so requests without click IDs cost next to nothing.
+// allocate, so requests without click IDs cost next to nothing: a key is
+// only looked up when its length and first byte could be a parameter's, and
+// only unescaped when the query has an escape at all.
 func (r *Recognizer) Has(rawQuery string) bool {
 	if rawQuery == "" || len(r.byParam) == 0 {
 		return false
 	}
-	for q := rawQuery; q != ""; {
-		var pair string
-		pair, q, _ = strings.Cut(q, "&")
-		key, _, _ := strings.Cut(pair, "=")
-		if _, ok := r.byParam[key]; ok {
-			return true
+	escaped := strings.IndexByte(rawQuery, '%') >= 0 || strings.IndexByte(rawQuery, '+') >= 0
+	for q := rawQuery; ; {
+		amp := strings.IndexByte(q, '&')
+		key := q
+		if amp >= 0 {
+			key = q[:amp]
 		}
-		if strings.ContainsAny(key, "%+") {
+		if eq := strings.IndexByte(key, '='); eq >= 0 {
+			key = key[:eq]
+		}
+		if key != "" && r.lengths&lengthBit(len(key)) != 0 && r.first[key[0]] {
+			if _, ok := r.byParam[key]; ok {
+				return true
+			}
+		}
+		if escaped && strings.ContainsAny(key, "%+") {
 			if k, err := url.QueryUnescape(key); err == nil {
 				if _, ok := r.byParam[k]; ok {
 					return true
 				}
 			}
 		}
+		if amp < 0 {
+			return false
+		}
+		q = q[amp+1:]
 	}
-	return false
+}
+
+// lengthBit is the bit of Recognizer.lengths for a key of n bytes.
+func lengthBit(n int) uint64 {
+	if n >= 64 {
+		return 1
+	}
+	return 1 << n
 }
 
 // Find returns the valid click IDs in the query, one per network (the last

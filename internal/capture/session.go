@@ -97,6 +97,35 @@ func (s *Sessions) Add(id string, tps []Touchpoint, gaClientID string) error {
 	})
 }
 
+// Create records the touchpoints of a session that has just been made. Its
+// ID is 128 fresh random bits, so no record can exist yet: unlike Add it
+// writes without reading first, which spares every landing click a store
+// lookup that would only miss.
+func (s *Sessions) Create(id string, tps []Touchpoint, gaClientID string) error {
+	sess := &Session{ID: id, CreatedAt: now(), GAClientID: gaClientID}
+	for _, tp := range tps {
+		// The same click twice in one landing URL is one touchpoint, as in Add.
+		for i, old := range sess.Touchpoints {
+			if old.Network == tp.Network && old.ClickID == tp.ClickID {
+				sess.Touchpoints = append(sess.Touchpoints[:i], sess.Touchpoints[i+1:]...)
+				break
+			}
+		}
+		sess.Touchpoints = append(sess.Touchpoints, tp)
+	}
+	max := s.MaxTouchpoints
+	if max <= 0 {
+		max = DefaultMaxTouchpoints
+	}
+	if n := len(sess.Touchpoints); n > max {
+		sess.Touchpoints = sess.Touchpoints[n-max:]
+	}
+	key := store.Key(store.PrefixSession, id)
+	return s.Store.Update(func(txn store.Txn) error {
+		return putSession(txn, key, sess, s.TTL)
+	})
+}
+
 // Get returns a session, or store.ErrNotFound.
 func (s *Sessions) Get(id string) (*Session, error) {
 	var sess *Session
