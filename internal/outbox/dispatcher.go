@@ -80,7 +80,27 @@ type netState struct {
 	// must not claim it again even if its lease has run out (a slow network
 	// keeps it queued that long), or it would be sent twice.
 	held map[string]struct{}
+	// floor is where the next scan of the due index starts. Claimed and
+	// finished entries leave deletion markers at the front of the index
+	// until the store compacts them away; starting every scan at the very
+	// front would step over all of them, at every poll, under load.
+	floor time.Time
+	// fullScanAt is when the floor is next reset, so that nothing is ever
+	// left behind it for long (a due key whose finish failed, say).
+	fullScanAt time.Time
 }
+
+// floorMargin is how far behind the scan time the floor stays: every new
+// due key is written with a due time taken at most this long before its
+// transaction commits (enqueue, replay and requeue use the current time).
+const floorMargin = time.Second
+
+// fullScanEvery bounds how long a due key behind the floor can wait.
+const fullScanEvery = 30 * time.Second
+
+// minPollGap coalesces the wake-ups of a busy outbox: one poll claims
+// everything due since the last, instead of one poll per enqueue.
+const minPollGap = 2 * time.Millisecond
 
 // snippetLen caps the answer body kept with an attempt; readLimit caps what
 // is read at all (the rest is discarded with the connection).
@@ -201,7 +221,11 @@ func (d *Dispatcher) run() {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		polled := time.Now()
 		next := d.poll()
+		if gap := minPollGap - time.Since(polled); gap > 0 {
+			time.Sleep(gap)
+		}
 		wait := time.Second // look again at least this often
 		if !next.IsZero() {
 			wait = min(wait, max(time.Until(next), time.Millisecond))
@@ -327,12 +351,24 @@ func (d *Dispatcher) claim(ns *netState, t time.Time, limit int) ([]*Delivery, t
 	var claimed []*Delivery
 	var next time.Time
 	lease := t.Add(d.opts.Timeout + 30*time.Second)
+	var scanned, advanced time.Time
 	err := d.ob.store.Update(func(txn store.Txn) error {
 		claimed, next = claimed[:0], time.Time{}
 		var ids []string
 		var keys [][]byte
 		until := store.DueUntil(network, t)
-		err := txn.Scan(store.DuePrefix(network), nil, func(k, _ []byte) error {
+		d.mu.Lock()
+		floor := ns.floor
+		if !t.Before(ns.fullScanAt) {
+			floor, ns.fullScanAt = time.Time{}, t.Add(fullScanEvery)
+		}
+		d.mu.Unlock()
+		var from []byte
+		if !floor.IsZero() {
+			from = store.DueKey(network, floor, "")
+		}
+		newFloor := t.Add(-floorMargin)
+		err := txn.Scan(store.DuePrefix(network), from, func(k, _ []byte) error {
 			if bytes.Compare(k, until) >= 0 {
 				if due, _, ok := store.ParseDueKey(network, k); ok {
 					next = due
@@ -341,6 +377,9 @@ func (d *Dispatcher) claim(ns *netState, t time.Time, limit int) ([]*Delivery, t
 			}
 			if len(ids) >= limit {
 				next = t
+				if due, _, ok := store.ParseDueKey(network, k); ok && due.Before(newFloor) {
+					newFloor = due // the rest waits for room; start there next time
+				}
 				return store.ErrStop
 			}
 			_, id, ok := store.ParseDueKey(network, k)
@@ -356,6 +395,7 @@ func (d *Dispatcher) claim(ns *netState, t time.Time, limit int) ([]*Delivery, t
 		if err != nil {
 			return err
 		}
+		scanned, advanced = floor, newFloor
 		for i, id := range ids {
 			if err := txn.Delete(keys[i]); err != nil {
 				return err
@@ -383,6 +423,15 @@ func (d *Dispatcher) claim(ns *netState, t time.Time, limit int) ([]*Delivery, t
 		}
 		return nil
 	})
+	if err == nil && advanced.After(scanned) {
+		// Only a committed claim moves the floor: a retried transaction
+		// must scan the same range again.
+		d.mu.Lock()
+		if advanced.After(ns.floor) {
+			ns.floor = advanced
+		}
+		d.mu.Unlock()
+	}
 	return claimed, next, err
 }
 

@@ -53,6 +53,7 @@ type Badger struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+	syncs  *syncGroup
 }
 
 // Open opens (or creates) a Badger store.
@@ -103,7 +104,7 @@ func Open(o Options) (*Badger, error) {
 		return nil, fmt.Errorf("opening store %s: %w", o.Dir, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Badger{db: db, logger: o.Logger, cancel: cancel, done: make(chan struct{})}
+	s := &Badger{db: db, logger: o.Logger, cancel: cancel, done: make(chan struct{}), syncs: newSyncGroup()}
 	go s.gcLoop(ctx, o.GCInterval, o.InMemory)
 	return s, nil
 }
@@ -155,12 +156,12 @@ func (s *Badger) View(fn func(Txn) error) error {
 	return s.db.View(func(t *badger.Txn) error { return fn(badgerTxn{t}) })
 }
 
-// Sync implements Store.
+// Sync implements Store. Concurrent calls share flushes.
 func (s *Badger) Sync() error {
 	if s.db.Opts().InMemory {
 		return nil
 	}
-	return s.db.Sync()
+	return s.syncs.do(s.db.Sync)
 }
 
 // Close stops the GC loop, then closes the database. Later calls do nothing.
