@@ -113,8 +113,12 @@ type Delivery struct {
 	LogRetention caddy.Duration `json:"log_retention,omitempty"`
 	// DeadRetention keeps dead letters. Default: 90 days.
 	DeadRetention caddy.Duration `json:"dead_retention,omitempty"`
-	// Durable syncs the store to disk after each recorded conversion, so
-	// queued postbacks survive power loss. Default: true.
+	// Durable flushes the store to disk before a conversion is
+	// acknowledged (a webhook answered), so queued postbacks survive power
+	// loss or a kernel crash too. Without it they survive any crash of the
+	// process, and the store is flushed to disk every second. Default:
+	// false. Measured cost: webhook p99 under 200 concurrent deliveries
+	// rises from a few ms to about 100 ms on a 2-core machine.
 	Durable *bool `json:"durable,omitempty"`
 }
 
@@ -214,7 +218,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.logger.Debug("reusing open store", zap.String("storage", key))
 	}
 	a.outboxSettings = outbox.Settings{
-		Durable:       a.Delivery.Durable == nil || *a.Delivery.Durable,
+		Durable:       a.Delivery.Durable != nil && *a.Delivery.Durable,
 		LogRetention:  time.Duration(a.Delivery.LogRetention),
 		DeadRetention: time.Duration(a.Delivery.DeadRetention),
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -42,6 +43,10 @@ type Options struct {
 	BlockCacheSize int64
 	// GCInterval between value-log GC runs; default 10 minutes.
 	GCInterval time.Duration
+	// FlushInterval bounds how long committed writes may sit in the page
+	// cache before they are flushed to disk: what a power loss or kernel
+	// crash could take (a crash of the process loses nothing). Default 1s.
+	FlushInterval time.Duration
 	// Logger receives Badger's messages (Info is demoted to Debug).
 	Logger *zap.Logger
 }
@@ -54,6 +59,7 @@ type Badger struct {
 	done   chan struct{}
 	once   sync.Once
 	syncs  *syncGroup
+	dirty  atomic.Bool // writes committed since the last flush
 }
 
 // Open opens (or creates) a Badger store.
@@ -72,6 +78,9 @@ func Open(o Options) (*Badger, error) {
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = 10 * time.Minute
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = time.Second
 	}
 	dir := o.Dir
 	if o.InMemory {
@@ -105,26 +114,35 @@ func Open(o Options) (*Badger, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Badger{db: db, logger: o.Logger, cancel: cancel, done: make(chan struct{}), syncs: newSyncGroup()}
-	go s.gcLoop(ctx, o.GCInterval, o.InMemory)
+	go s.gcLoop(ctx, o.GCInterval, o.FlushInterval, o.InMemory)
 	return s, nil
 }
 
-// gcLoop reclaims value-log space. Our values are small and mostly live in
-// the LSM tree, so this rarely rewrites anything, but it bounds disk use if
-// large values appear.
-func (s *Badger) gcLoop(ctx context.Context, every time.Duration, inMemory bool) {
+// gcLoop flushes committed writes to disk every flush interval, and
+// reclaims value-log space. Our values are small and mostly live in the LSM
+// tree, so GC rarely rewrites anything, but it bounds disk use if large
+// values appear.
+func (s *Badger) gcLoop(ctx context.Context, every, flushEvery time.Duration, inMemory bool) {
 	defer close(s.done)
 	if inMemory {
 		<-ctx.Done()
 		return
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
+	gc := time.NewTicker(every)
+	defer gc.Stop()
+	flush := time.NewTicker(flushEvery)
+	defer flush.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-flush.C:
+			if s.dirty.Swap(false) {
+				if err := s.Sync(); err != nil {
+					s.logger.Warn("flushing the store to disk", zap.Error(err))
+				}
+			}
+		case <-gc.C:
 			for range 10 {
 				if err := s.db.RunValueLogGC(0.5); err != nil {
 					if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
@@ -143,6 +161,9 @@ func (s *Badger) Update(fn func(Txn) error) error {
 	var err error
 	for attempt := range 5 {
 		err = s.db.Update(func(t *badger.Txn) error { return fn(badgerTxn{t}) })
+		if err == nil {
+			s.dirty.Store(true)
+		}
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}
