@@ -65,6 +65,9 @@ func cmdTest(fl caddycmd.Flags) (int, error) {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var res TestFireResult
+	if resp.StatusCode != http.StatusOK {
+		return caddy1, fmt.Errorf("admin API: %s: %s", resp.Status, bytes.TrimSpace(raw))
+	}
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return caddy1, fmt.Errorf("unexpected answer from the admin API: %s", raw)
 	}
@@ -81,7 +84,7 @@ func cmdTest(fl caddycmd.Flags) (int, error) {
 	fmt.Fprintln(os.Stdout, "---")
 	if at.Error != "" && at.Status == 0 {
 		fmt.Fprintf(os.Stdout, "failed after %.1f ms: %s\n", at.LatencyMS, at.Error)
-		return caddy1, nil
+		return caddy1, fmt.Errorf("the test postback to %s was not delivered", tf.Network)
 	}
 	fmt.Fprintf(os.Stdout, "status %d in %.1f ms: %s\n", at.Status, at.LatencyMS, at.Outcome)
 	if at.Error != "" {
@@ -91,10 +94,11 @@ func cmdTest(fl caddycmd.Flags) (int, error) {
 		fmt.Fprintf(os.Stdout, "%s\n", at.Snippet)
 	}
 	if at.Outcome != "delivered" {
-		return caddy1, nil
+		return caddy1, fmt.Errorf("the test postback to %s was %s", tf.Network, at.Outcome)
 	}
 	return 0, nil
 }
 
-// caddy1 is the exit status of a failed command.
+// caddy1 is the exit status of a failed command (Caddy's own commands use
+// 1 for a failure they report as an error).
 const caddy1 = 1
