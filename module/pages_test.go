@@ -241,7 +241,8 @@ func TestStreamingAndCaps(t *testing.T) {
 		t.Fatalf("corrupt gzip must pass unchanged: %d %q", resp.StatusCode, body)
 	}
 	got := net.waitFor(t, 2, 5*time.Second)
-	if len(got) != 2 || !strings.Contains(got[0], "o=S9") || !strings.Contains(got[1], "o=E1") {
+	all := strings.Join(got, " ")
+	if len(got) != 2 || !strings.Contains(all, "o=S9") || !strings.Contains(all, "o=E1") {
 		t.Fatalf("postbacks %q: want S9 and E1 only", got)
 	}
 }
