@@ -160,23 +160,58 @@ func (s *Sessions) Erase(id string) (bool, error) {
 	return found, err
 }
 
+// sessionRecord is a session as stored: times as Unix nanoseconds and
+// short keys, because a session is written on every captured click and
+// encoding time.Time values dominated that write's CPU.
+type sessionRecord struct {
+	Created int64              `json:"c"`
+	Touch   []touchpointRecord `json:"t"`
+	GA      string             `json:"g,omitempty"`
+}
+
+type touchpointRecord struct {
+	Network  string            `json:"n"`
+	Param    string            `json:"p"`
+	ClickID  string            `json:"k"`
+	At       int64             `json:"a"`
+	Expires  int64             `json:"x"`
+	Landing  string            `json:"l,omitempty"`
+	Referrer string            `json:"r,omitempty"`
+	IP       string            `json:"i,omitempty"`
+	UA       string            `json:"u,omitempty"`
+	Subs     map[string]string `json:"s,omitempty"`
+}
+
 func getSession(txn store.Txn, key []byte) (*Session, error) {
 	v, err := txn.Get(key)
 	if err != nil {
 		return nil, err
 	}
-	var s Session
-	if err := json.Unmarshal(v, &s); err != nil {
+	var rec sessionRecord
+	if err := json.Unmarshal(v, &rec); err != nil {
 		return nil, fmt.Errorf("decoding session: %w", err)
+	}
+	s := &Session{ID: string(key[len(store.PrefixSession):]), CreatedAt: time.Unix(0, rec.Created), GAClientID: rec.GA}
+	s.Touchpoints = make([]Touchpoint, len(rec.Touch))
+	for i, t := range rec.Touch {
+		s.Touchpoints[i] = Touchpoint{Network: t.Network, Param: t.Param, ClickID: t.ClickID,
+			CapturedAt: time.Unix(0, t.At), ExpiresAt: time.Unix(0, t.Expires),
+			LandingURL: t.Landing, Referrer: t.Referrer, ClientIP: t.IP, UserAgent: t.UA, Subs: t.Subs}
 	}
 	sort.SliceStable(s.Touchpoints, func(i, j int) bool {
 		return s.Touchpoints[i].CapturedAt.Before(s.Touchpoints[j].CapturedAt)
 	})
-	return &s, nil
+	return s, nil
 }
 
 func putSession(txn store.Txn, key []byte, s *Session, ttl time.Duration) error {
-	v, err := json.Marshal(s)
+	rec := sessionRecord{Created: s.CreatedAt.UnixNano(), GA: s.GAClientID, Touch: make([]touchpointRecord, len(s.Touchpoints))}
+	for i, t := range s.Touchpoints {
+		rec.Touch[i] = touchpointRecord{Network: t.Network, Param: t.Param, ClickID: t.ClickID,
+			At: t.CapturedAt.UnixNano(), Expires: t.ExpiresAt.UnixNano(),
+			Landing: t.LandingURL, Referrer: t.Referrer, IP: t.ClientIP, UA: t.UserAgent, Subs: t.Subs}
+	}
+	v, err := json.Marshal(&rec)
 	if err != nil {
 		return fmt.Errorf("encoding session: %w", err)
 	}
