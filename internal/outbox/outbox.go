@@ -186,9 +186,9 @@ func (o *Outbox) deadRetention() time.Duration {
 }
 
 func putDelivery(txn store.Txn, d *Delivery, ttl time.Duration) error {
-	v, err := json.Marshal(d)
+	v, err := encodeDelivery(d)
 	if err != nil {
-		return fmt.Errorf("encoding delivery: %w", err)
+		return err
 	}
 	return txn.Set(store.Key(store.PrefixDelivery, d.ID), v, ttl)
 }
@@ -201,11 +201,7 @@ func getDelivery(txn store.Txn, id string) (*Delivery, error) {
 	if err != nil {
 		return nil, err
 	}
-	var d Delivery
-	if err := json.Unmarshal(v, &d); err != nil {
-		return nil, fmt.Errorf("decoding delivery %s: %w", id, err)
-	}
-	return &d, nil
+	return decodeDelivery(id, v)
 }
 
 // Delivery returns one delivery.
@@ -245,9 +241,9 @@ func (o *Outbox) Deliveries(f Filter) ([]Delivery, error) {
 					return nil // expired between the index and the record
 				}
 			} else {
-				d = new(Delivery)
-				if err := json.Unmarshal(v, d); err != nil {
-					return fmt.Errorf("decoding delivery: %w", err)
+				var err error
+				if d, err = decodeDelivery(string(k[len(prefix):]), v); err != nil {
+					return err
 				}
 			}
 			if (f.State == "" || d.State == f.State) && (f.Network == "" || d.Network == f.Network) {
