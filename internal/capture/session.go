@@ -74,22 +74,7 @@ func (s *Sessions) Add(id string, tps []Touchpoint, gaClientID string) error {
 		} else if err != nil {
 			return err
 		}
-		for _, tp := range tps {
-			for i, old := range sess.Touchpoints {
-				if old.Network == tp.Network && old.ClickID == tp.ClickID {
-					sess.Touchpoints = append(sess.Touchpoints[:i], sess.Touchpoints[i+1:]...)
-					break
-				}
-			}
-			sess.Touchpoints = append(sess.Touchpoints, tp)
-		}
-		max := s.MaxTouchpoints
-		if max <= 0 {
-			max = DefaultMaxTouchpoints
-		}
-		if n := len(sess.Touchpoints); n > max {
-			sess.Touchpoints = append([]Touchpoint(nil), sess.Touchpoints[n-max:]...)
-		}
+		s.merge(sess, tps)
 		if gaClientID != "" {
 			sess.GAClientID = gaClientID
 		}
@@ -97,14 +82,11 @@ func (s *Sessions) Add(id string, tps []Touchpoint, gaClientID string) error {
 	})
 }
 
-// Create records the touchpoints of a session that has just been made. Its
-// ID is 128 fresh random bits, so no record can exist yet: unlike Add it
-// writes without reading first, which spares every landing click a store
-// lookup that would only miss.
-func (s *Sessions) Create(id string, tps []Touchpoint, gaClientID string) error {
-	sess := &Session{ID: id, CreatedAt: now(), GAClientID: gaClientID}
+// merge adds touchpoints to a session: a repeat of a click it has (a
+// reloaded landing page, or the same click twice in one URL) moves to the
+// end, and the oldest go beyond the cap.
+func (s *Sessions) merge(sess *Session, tps []Touchpoint) {
 	for _, tp := range tps {
-		// The same click twice in one landing URL is one touchpoint, as in Add.
 		for i, old := range sess.Touchpoints {
 			if old.Network == tp.Network && old.ClickID == tp.ClickID {
 				sess.Touchpoints = append(sess.Touchpoints[:i], sess.Touchpoints[i+1:]...)
@@ -113,13 +95,22 @@ func (s *Sessions) Create(id string, tps []Touchpoint, gaClientID string) error 
 		}
 		sess.Touchpoints = append(sess.Touchpoints, tp)
 	}
-	max := s.MaxTouchpoints
-	if max <= 0 {
-		max = DefaultMaxTouchpoints
+	limit := s.MaxTouchpoints
+	if limit <= 0 {
+		limit = DefaultMaxTouchpoints
 	}
-	if n := len(sess.Touchpoints); n > max {
-		sess.Touchpoints = sess.Touchpoints[n-max:]
+	if n := len(sess.Touchpoints); n > limit {
+		sess.Touchpoints = append([]Touchpoint(nil), sess.Touchpoints[n-limit:]...)
 	}
+}
+
+// Create records the touchpoints of a session that has just been made. Its
+// ID is 128 fresh random bits, so no record can exist yet: unlike Add it
+// writes without reading first, which spares every landing click a store
+// lookup that would only miss.
+func (s *Sessions) Create(id string, tps []Touchpoint, gaClientID string) error {
+	sess := &Session{ID: id, CreatedAt: now(), GAClientID: gaClientID}
+	s.merge(sess, tps)
 	key := store.Key(store.PrefixSession, id)
 	return s.Store.Update(func(txn store.Txn) error {
 		return putSession(txn, key, sess, s.TTL)

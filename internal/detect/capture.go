@@ -38,7 +38,12 @@ func NewCapture(limit int) *Capture {
 
 // Write keeps what fits under the limit and reports the whole of p as
 // written, so the tee never disturbs the response it copies.
-func (c *Capture) Write(p []byte) (int, error) {
+func (c *Capture) Write(p []byte) (int, error) { return write(c, p) }
+
+// WriteString is Write for a string, for io.StringWriter.
+func (c *Capture) WriteString(s string) (int, error) { return write(c, s) }
+
+func write[T string | []byte](c *Capture, p T) (int, error) {
 	n := len(p)
 	c.total += int64(n)
 	held := c.Len()
@@ -57,29 +62,6 @@ func (c *Capture) Write(p []byte) (int, error) {
 		c.grow(held + len(p))
 	}
 	*c.bp = append(*c.bp, p...)
-	return n, nil
-}
-
-// WriteString is Write for a string, for io.StringWriter.
-func (c *Capture) WriteString(s string) (int, error) {
-	n := len(s)
-	c.total += int64(n)
-	held := c.Len()
-	room := c.limit - held
-	if n == 0 {
-		return 0, nil
-	}
-	if room <= 0 {
-		c.dropped = true
-		return n, nil
-	}
-	if len(s) > room {
-		s, c.dropped = s[:room], true
-	}
-	if c.bp == nil || held+len(s) > cap(*c.bp) {
-		c.grow(held + len(s))
-	}
-	*c.bp = append(*c.bp, s...)
 	return n, nil
 }
 
