@@ -117,19 +117,26 @@ func apiErr(status int, err error) error { return caddy.APIError{HTTPStatus: sta
 
 // TestFire asks for a test conversion.
 type TestFire struct {
+	// Network is the configured network to test. Required.
 	Network string `json:"network"`
+	// ClickID is the click ID sent. Default: "test-click".
 	ClickID string `json:"click_id,omitempty"`
-	Amount  string `json:"amount,omitempty"`
-	Order   string `json:"order,omitempty"`
-	Event   string `json:"event,omitempty"`
+	// Amount is the order amount. Default: none.
+	Amount string `json:"amount,omitempty"`
+	// Order is the order ID. Default: "TEST-<unix time>".
+	Order string `json:"order,omitempty"`
+	// Event is the conversion event. Default: "purchase".
+	Event string `json:"event,omitempty"`
 	// Currency of the test amount. Default: USD.
 	Currency string `json:"currency,omitempty"`
 }
 
 // TestFireResult is the exact request sent and the answer.
 type TestFireResult struct {
+	// Request is the request sent, secrets masked.
 	Request postback.Request `json:"request"`
-	Attempt outbox.Attempt   `json:"attempt"`
+	// Attempt is the network's answer: status, latency, body snippet.
+	Attempt outbox.Attempt `json:"attempt"`
 }
 
 // serveTestFire renders a test conversion with the network's real template

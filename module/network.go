@@ -31,15 +31,19 @@ type Network struct {
 	Window caddy.Duration `json:"window,omitempty"`
 	// URL is the postback URL template, with tokens such as {click_id},
 	// {order_id} and {amount}; {env.*} placeholders are replaced at load.
+	// Default: none for get and post (required); a preset's own host.
 	URL string `json:"url,omitempty"`
-	// Method overrides the preset's HTTP method.
+	// Method overrides the preset's HTTP method. Default: the preset's.
 	Method string `json:"method,omitempty"`
-	// Body is a request body template; BodyType is "form" (default) or "json".
-	Body     string `json:"body,omitempty"`
+	// Body is a request body template. Default: the preset's (none for get).
+	Body string `json:"body,omitempty"`
+	// BodyType is how Body is escaped and sent: "form" or "json".
+	// Default: form.
 	BodyType string `json:"body_type,omitempty"`
-	// Headers are request header templates.
+	// Headers are request header templates. Default: none.
 	Headers map[string]string `json:"headers,omitempty"`
 	// Params are the preset's account values (pixel_id, access_token, …).
+	// Default: none; a preset says which it requires.
 	Params map[string]string `json:"params,omitempty"`
 	// SuccessBody is a regular expression a 2xx answer's body must match to
 	// count as delivered. Default: none (any 2xx is success).

@@ -31,13 +31,16 @@ type Rule struct {
 	// Status of orders from this rule: "approved" or "pending".
 	// Default: approved.
 	Status string `json:"status,omitempty"`
-	// OrderID, Amount, Currency and Coupon are read from placeholders
-	// ({http.request.uri.query.order}, …) when set; they take precedence
-	// over the response sources. A literal value works too.
-	OrderID  string `json:"order_id,omitempty"`
-	Amount   string `json:"amount,omitempty"`
+	// OrderID is read from placeholders ({http.request.uri.query.order})
+	// and, when not empty, wins over the response sources. Default: none.
+	OrderID string `json:"order_id,omitempty"`
+	// Amount is read like OrderID. Default: none.
+	Amount string `json:"amount,omitempty"`
+	// Currency is read like OrderID; a literal such as USD works too.
+	// Default: none.
 	Currency string `json:"currency,omitempty"`
-	Coupon   string `json:"coupon,omitempty"`
+	// Coupon is read like OrderID. Default: none.
+	Coupon string `json:"coupon,omitempty"`
 	// AmountMinor says the placeholder amount is in minor units (cents).
 	// Default: false.
 	AmountMinor bool `json:"amount_minor,omitempty"`
@@ -64,12 +67,15 @@ type Source struct {
 	Type string `json:"type"`
 	// Event is the GA4 event name to read (ga4 only). Default: "purchase".
 	Event string `json:"event,omitempty"`
-	// OrderID, Amount, Currency and Coupon are JSON paths (json, gjson
-	// syntax) or header names (header).
-	OrderID  string `json:"order_id,omitempty"`
-	Amount   string `json:"amount,omitempty"`
+	// OrderID is the order ID's JSON path (json, gjson syntax) or header
+	// name (header). Default: none.
+	OrderID string `json:"order_id,omitempty"`
+	// Amount is the amount's JSON path or header name. Default: none.
+	Amount string `json:"amount,omitempty"`
+	// Currency is the currency's JSON path or header name. Default: none.
 	Currency string `json:"currency,omitempty"`
-	Coupon   string `json:"coupon,omitempty"`
+	// Coupon is the coupon's JSON path or header name. Default: none.
+	Coupon string `json:"coupon,omitempty"`
 	// AmountMinor says the amount is in minor units (json, regex, header).
 	AmountMinor bool `json:"amount_minor,omitempty"`
 	// Pattern is a regular expression with named groups order_id, amount,

@@ -65,23 +65,33 @@ type GenericWebhook struct {
 	// SignedPayload is the MAC input with {ts} and {body}. Default: "{body}",
 	// or "{ts}.{body}" with a timestamp header.
 	SignedPayload string `json:"signed_payload,omitempty"`
-	// OrderID, Amount, Currency, EventType, Status, Session, EventID,
-	// Email and Coupon are gjson paths into the body.
-	OrderID     string `json:"order_id,omitempty"`
-	Amount      string `json:"amount,omitempty"`
-	AmountMinor bool   `json:"amount_minor,omitempty"`
-	Currency    string `json:"currency,omitempty"`
-	EventType   string `json:"event_type,omitempty"`
+	// OrderID is the gjson path of the order ID. Required.
+	OrderID string `json:"order_id,omitempty"`
+	// Amount is the path of the order amount. Default: none (no amount).
+	Amount string `json:"amount,omitempty"`
+	// AmountMinor says the amount is in minor units (cents). Default: false.
+	AmountMinor bool `json:"amount_minor,omitempty"`
+	// Currency is the path of the ISO 4217 currency code. Default: none.
+	Currency string `json:"currency,omitempty"`
+	// EventType is the path of the platform's event type. Default: none.
+	EventType string `json:"event_type,omitempty"`
 	// Events lists the event types read; others are ignored. Default: all.
 	Events []string `json:"events,omitempty"`
-	Status string   `json:"status,omitempty"`
+	// Status is the path of the order status. Default: none (every event is
+	// an approved order).
+	Status string `json:"status,omitempty"`
 	// StatusMap maps raw statuses to approved, pending, rejected, refunded
-	// or ignore.
+	// or ignore. Default: none (the four statuses are taken as they are).
 	StatusMap map[string]string `json:"status_map,omitempty"`
-	Session   string            `json:"session,omitempty"`
-	EventID   string            `json:"event_id,omitempty"`
-	Email     string            `json:"email,omitempty"`
-	Coupon    string            `json:"coupon,omitempty"`
+	// Session is the path of the session reference. Default: none.
+	Session string `json:"session,omitempty"`
+	// EventID is the path of the platform's event ID, for dropping retries.
+	// Default: none.
+	EventID string `json:"event_id,omitempty"`
+	// Email is the path of the customer's email. Default: none.
+	Email string `json:"email,omitempty"`
+	// Coupon is the path of the coupon code. Default: none.
+	Coupon string `json:"coupon,omitempty"`
 }
 
 // DefaultWebhookMaxBody caps webhook bodies.
