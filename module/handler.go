@@ -35,7 +35,9 @@ type Handler struct {
 	app      *App
 	logger   *zap.Logger
 	webhooks map[string]*Webhook
-	bodies   bool // some rule reads the response body
+	// tokenPaths are the path prefixes of webhooks whose secret is in the path.
+	tokenPaths []tokenPath
+	bodies     bool // some rule reads the response body
 }
 
 // CaddyModule returns the Caddy module information.
@@ -68,7 +70,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.webhooks != nil {
-		if wh, ok := h.webhooks[r.URL.Path]; ok {
+		if wh, ok := h.webhookFor(r.URL.Path); ok {
 			return h.serveWebhook(w, r, wh)
 		}
 	}

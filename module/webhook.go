@@ -94,6 +94,25 @@ type GenericWebhook struct {
 	Coupon string `json:"coupon,omitempty"`
 }
 
+// tokenPath is a webhook whose secret is the last path segment.
+type tokenPath struct {
+	prefix string
+	wh     *Webhook
+}
+
+// webhookFor returns the webhook serving path, if any.
+func (h *Handler) webhookFor(path string) (*Webhook, bool) {
+	if wh, ok := h.webhooks[path]; ok {
+		return wh, true
+	}
+	for _, tp := range h.tokenPaths {
+		if strings.HasPrefix(path, tp.prefix) {
+			return tp.wh, true
+		}
+	}
+	return nil, false
+}
+
 // DefaultWebhookMaxBody caps webhook bodies.
 const DefaultWebhookMaxBody = 1 << 20
 
@@ -145,10 +164,14 @@ func (h *Handler) provisionWebhooks(_ caddy.Context) error {
 		}
 		paths := []string{wh.Path}
 		if wh.Provider == "gumroad" {
-			// Gumroad signs nothing: the secret token is the last path segment.
+			// Gumroad signs nothing: the secret token is the last path
+			// segment. Any other segment under the path is refused by the
+			// provider (401) rather than passed on to the site.
+			base := strings.TrimSuffix(wh.Path, "/") + "/"
+			h.tokenPaths = append(h.tokenPaths, tokenPath{prefix: base, wh: wh})
 			paths = paths[:0]
 			for _, s := range secrets {
-				paths = append(paths, strings.TrimSuffix(wh.Path, "/")+"/"+s)
+				paths = append(paths, base+s)
 			}
 		}
 		for _, p := range paths {
