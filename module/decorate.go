@@ -25,7 +25,8 @@ type Decoration struct {
 	// Param overrides the query parameter name. Required without Provider.
 	Param string `json:"param,omitempty"`
 
-	needle []byte
+	needle     []byte // "//host"
+	withScheme []byte // "https://host"
 }
 
 // decorationParams are the parameters each platform hands back in its
@@ -50,6 +51,7 @@ func (h *Handler) provisionDecorations() error {
 			return fmt.Errorf("decorate %s: no param (known providers: stripe, lemonsqueezy, gumroad)", d.Host)
 		}
 		d.needle = []byte("//" + d.Host)
+		d.withScheme = []byte("https://" + d.Host)
 	}
 	return nil
 }
@@ -104,16 +106,18 @@ func (d *decorator) Write(p []byte) (int, error) {
 	data := p
 	if len(d.held) > 0 {
 		data = append(d.held, p...)
-		d.held = nil
 	}
-	out, rest := d.rewrite(data)
-	if len(rest) > 0 {
-		d.held = append([]byte(nil), rest...)
-	}
-	if len(out) > 0 {
-		if _, err := d.ResponseWriterWrapper.Write(out); err != nil {
-			return 0, err
+	var werr error
+	rest := d.rewrite(data, func(b []byte) {
+		if werr == nil && len(b) > 0 {
+			_, werr = d.ResponseWriterWrapper.Write(b)
 		}
+	})
+	// rest lies at the end of data, which may share d.held's array: copy
+	// moves it to the front safely.
+	d.held = append(d.held[:0], rest...)
+	if werr != nil {
+		return 0, werr
 	}
 	return len(p), nil
 }
@@ -145,9 +149,10 @@ func (d *decorator) finish() {
 	}
 }
 
-// rewrite decorates the complete links in data and returns the output and
-// the tail to hold back (an unfinished link, or what may begin one).
-func (d *decorator) rewrite(data []byte) (out, rest []byte) {
+// rewrite passes data on through emit, unchanged stretches as they are and
+// checkout links decorated, and returns the tail to hold back: an unfinished
+// link, or what may begin one.
+func (d *decorator) rewrite(data []byte, emit func([]byte)) (rest []byte) {
 	i := 0
 	for {
 		start, deco := d.next(data, i)
@@ -164,40 +169,42 @@ func (d *decorator) rewrite(data []byte) (out, rest []byte) {
 		}
 		after := start + len(deco.needle)
 		if after >= len(data) {
-			return append(out, data[i:begin]...), data[begin:]
+			emit(data[i:begin])
+			return data[begin:]
 		}
 		if c := data[after]; c != '/' && c != '?' && c != '"' && c != '\'' && c != '#' {
 			// buy.stripe.com.evil.example or buy.stripe.community: not ours.
-			out = append(out, data[i:after]...)
+			emit(data[i:after])
 			i = after
 			continue
 		}
 		end := bytes.IndexAny(data[after:], "\"'<> \t\r\n`")
 		if end < 0 {
 			if len(data)-begin > maxHeldURL {
-				out = append(out, data[i:]...)
-				return out, nil
+				emit(data[i:])
+				return nil
 			}
-			return append(out, data[i:begin]...), data[begin:]
+			emit(data[i:begin])
+			return data[begin:]
 		}
 		end += after
-		out = append(out, data[i:begin]...)
-		out = append(out, decorateURL(data[begin:end], deco.Param, d.ref)...)
+		emit(data[i:begin])
+		emit(decorateURL(data[begin:end], deco.Param, d.ref))
 		i = end
 	}
 	// Hold back a tail that could be the start of a needle.
 	keep := 0
 	for _, deco := range d.decos {
-		for k := min(len(deco.needle)+len("https:")-1, len(data)-i); k > keep; k-- {
+		for k := min(len(deco.withScheme)-1, len(data)-i); k > keep; k-- {
 			tail := data[len(data)-k:]
-			full := append([]byte("https:"), deco.needle...)
-			if bytes.HasPrefix(full, tail) || bytes.HasPrefix(deco.needle, tail) {
+			if bytes.HasPrefix(deco.withScheme, tail) || bytes.HasPrefix(deco.needle, tail) {
 				keep = k
 				break
 			}
 		}
 	}
-	return append(out, data[i:len(data)-keep]...), data[len(data)-keep:]
+	emit(data[i : len(data)-keep])
+	return data[len(data)-keep:]
 }
 
 // next finds the earliest needle at or after i.
