@@ -30,6 +30,7 @@ func init() {
 //	postback {
 //		storage <dir>|:memory:
 //		sync_writes
+//		flush_interval <duration>
 //		attribution last_click|first_click
 //		max_click_id_length <n>
 //		max_touchpoints <n>
@@ -93,6 +94,8 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = oneArg(d, &app.Storage)
 		case "sync_writes":
 			err = flag(d, &app.SyncWrites)
+		case "flush_interval":
+			err = durationArg(d, &app.FlushInterval)
 		case "attribution":
 			err = oneArg(d, &app.Attribution)
 		case "max_click_id_length":

@@ -43,9 +43,9 @@ type Options struct {
 	BlockCacheSize int64
 	// GCInterval between value-log GC runs; default 10 minutes.
 	GCInterval time.Duration
-	// FlushInterval bounds how long committed writes may sit in the page
-	// cache before they are flushed to disk: what a power loss or kernel
-	// crash could take (a crash of the process loses nothing). Default 1s.
+	// FlushInterval, when positive, flushes committed writes to disk this
+	// often, bounding what a power loss or kernel crash could take (a crash
+	// of the process loses nothing). Default 0: the kernel's own writeback.
 	FlushInterval time.Duration
 	// Logger receives Badger's messages (Info is demoted to Debug).
 	Logger *zap.Logger
@@ -78,9 +78,6 @@ func Open(o Options) (*Badger, error) {
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = 10 * time.Minute
-	}
-	if o.FlushInterval == 0 {
-		o.FlushInterval = time.Second
 	}
 	dir := o.Dir
 	if o.InMemory {
@@ -118,8 +115,8 @@ func Open(o Options) (*Badger, error) {
 	return s, nil
 }
 
-// gcLoop flushes committed writes to disk every flush interval, and
-// reclaims value-log space. Our values are small and mostly live in the LSM
+// gcLoop flushes committed writes to disk every flush interval (if set),
+// and reclaims value-log space. Our values are small and mostly live in the LSM
 // tree, so GC rarely rewrites anything, but it bounds disk use if large
 // values appear.
 func (s *Badger) gcLoop(ctx context.Context, every, flushEvery time.Duration, inMemory bool) {
@@ -130,13 +127,17 @@ func (s *Badger) gcLoop(ctx context.Context, every, flushEvery time.Duration, in
 	}
 	gc := time.NewTicker(every)
 	defer gc.Stop()
-	flush := time.NewTicker(flushEvery)
-	defer flush.Stop()
+	var flushC <-chan time.Time
+	if flushEvery > 0 {
+		flush := time.NewTicker(flushEvery)
+		defer flush.Stop()
+		flushC = flush.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-flush.C:
+		case <-flushC:
 			if s.dirty.Swap(false) {
 				if err := s.Sync(); err != nil {
 					s.logger.Warn("flushing the store to disk", zap.Error(err))

@@ -152,3 +152,24 @@ func TestDueKeyOrder(t *testing.T) {
 		t.Fatal("DueUntil must fall between entries due at t and after t")
 	}
 }
+
+func TestFlushInterval(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), FlushInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Update(func(txn Txn) error { return txn.Set([]byte("k"), []byte("v"), 0) }); err != nil {
+		t.Fatal(err)
+	}
+	if !s.dirty.Load() {
+		t.Fatal("a commit did not mark the store dirty")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.dirty.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the background flush never ran")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
