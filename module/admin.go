@@ -181,45 +181,11 @@ func (a *App) serveTestFire(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusBadRequest, fmt.Errorf("rendering postback: %w", err))
 	}
 	at := a.rt.dispatcher.Fire(r.Context(), req, n.Destination)
-	return writeJSON(w, http.StatusOK, TestFireResult{Request: maskRequest(req), Attempt: at})
-}
-
-// secretish names query parameters and headers whose values are masked in
-// admin answers.
-func secretish(name string) bool {
-	n := strings.ToLower(name)
-	for _, s := range []string{"token", "secret", "key", "password", "auth", "signature"} {
-		if strings.Contains(n, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func maskRequest(r postback.Request) postback.Request {
-	if len(r.Header) > 0 {
-		h := r.Header.Clone()
-		for k := range h {
-			if secretish(k) {
-				h[k] = []string{"***"}
-			}
-		}
-		r.Header = h
-	}
-	if i := strings.IndexByte(r.URL, '?'); i >= 0 {
-		parts := strings.Split(r.URL[i+1:], "&")
-		for j, p := range parts {
-			if k, _, ok := strings.Cut(p, "="); ok && secretish(k) {
-				parts[j] = k + "=***"
-			}
-		}
-		r.URL = r.URL[:i+1] + strings.Join(parts, "&")
-	}
-	return r
+	return writeJSON(w, http.StatusOK, TestFireResult{Request: req.Redacted(), Attempt: at})
 }
 
 func mask(d outbox.Delivery) outbox.Delivery {
-	d.Request = maskRequest(d.Request)
+	d.Request = d.Request.Redacted()
 	return d
 }
 

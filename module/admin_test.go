@@ -123,8 +123,8 @@ func TestAdminRoutes(t *testing.T) {
 	if err := json.Unmarshal(b, &tf); err != nil {
 		t.Fatal(err)
 	}
-	if tf.Request.Method != "GET" || !strings.Contains(tf.Request.URL, "/pb?c=T-CLICK&o=T1&a=10.00&api_key=***") ||
-		tf.Attempt.Status != 200 || tf.Attempt.Outcome != "delivered" || tf.Request.Header["Authorization"][0] != "***" {
+	if tf.Request.Method != "GET" || !strings.Contains(tf.Request.URL, "/pb?c=T-CLICK&o=T1&a=10.00&api_key=REDACTED") ||
+		tf.Attempt.Status != 200 || tf.Attempt.Outcome != "delivered" || tf.Request.Header["Authorization"][0] != "REDACTED" {
 		t.Fatalf("test fire result: %s", b)
 	}
 	if status, _ := adminDo(t, "POST", "/postback/test", map[string]string{"network": "nope"}); status != 404 {

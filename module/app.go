@@ -183,7 +183,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.dests[name] = outbox.Destination{Classify: dest.Classify, Concurrency: n.Concurrency}
 		tracked[name] = conversion.Network{
 			Attribution: attribution.Network{Role: n.Role, Window: time.Duration(n.Window)},
-			Destination: dest, MaxAge: time.Duration(n.MaxAge), Events: n.Events,
+			Destination: dest, MaxAge: time.Duration(n.MaxAge),
 		}
 		longest = max(longest, time.Duration(n.Window))
 	}

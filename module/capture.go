@@ -49,13 +49,14 @@ func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref
 			subs[p] = v
 		}
 	}
+	landing, referrer, ua := landingURL(r), r.Referer(), r.UserAgent()
 	tps := make([]capture.Touchpoint, 0, len(hits))
 	for _, hit := range hits {
 		n := nets[hit.Network]
 		tps = append(tps, capture.Touchpoint{
 			Network: n.Name, Param: hit.Param, ClickID: hit.ClickID,
 			CapturedAt: t, ExpiresAt: t.Add(n.Window),
-			LandingURL: landingURL(r), Referrer: r.Referer(), ClientIP: ip, UserAgent: r.UserAgent(), Subs: subs,
+			LandingURL: landing, Referrer: referrer, ClientIP: ip, UserAgent: ua, Subs: subs,
 		})
 	}
 	fresh := sessionID == ""

@@ -3,7 +3,6 @@ package module
 import (
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -109,6 +108,7 @@ func (n *Network) provision(name string, repl *caddy.Replacer) (capture.Network,
 	cfg := postback.Config{
 		Preset: n.Preset, URL: repl.ReplaceKnown(n.URL, ""), Method: n.Method,
 		Body: repl.ReplaceKnown(n.Body, ""), BodyType: n.BodyType, SuccessBody: n.SuccessBody,
+		Events: n.Events,
 	}
 	if len(n.Headers) > 0 {
 		cfg.Headers = map[string]string{}
@@ -121,15 +121,6 @@ func (n *Network) provision(name string, repl *caddy.Replacer) (capture.Network,
 		for k, v := range n.Params {
 			cfg.Params[k] = repl.ReplaceKnown(v, "")
 		}
-	}
-	if len(n.Events) > 0 && cfg.Params["events"] == "" && cfg.Preset != "" && cfg.Preset != "get" && cfg.Preset != "post" {
-		// The network's event list also widens a preset that reports only
-		// purchases by default (awin, cj, impact), so "events purchase
-		// lead" means what it says.
-		if cfg.Params == nil {
-			cfg.Params = map[string]string{}
-		}
-		cfg.Params["events"] = strings.Join(n.Events, ",")
 	}
 	dest, err := postback.New(cfg)
 	if err != nil {

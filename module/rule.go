@@ -200,6 +200,9 @@ func (h *Handler) maxBody(rules []*Rule) int {
 func (h *Handler) convert(r *http.Request, tw *teeWriter, rules []*Rule, sessionID string) {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	var page *detect.Page
+	var sess *capture.Session
+	var gaID string
+	loaded := false
 	for _, rule := range rules {
 		if !tw.matched(rule) {
 			continue
@@ -241,27 +244,26 @@ func (h *Handler) convert(r *http.Request, tw *teeWriter, rules []*Rule, session
 			h.link(f.OrderID, sessionID)
 			continue
 		}
+		if !loaded {
+			// Read once for all the rules and events of this page.
+			sess, _ = h.app.sessions.Get(sessionID)
+			gaID, loaded = gaClientID(r), true
+		}
 		for _, ev := range rule.Events {
 			o := f.Order(ev, rule.DefaultCurrency)
 			o.Source = "page"
 			o.Status = order.Status(rule.Status)
-			h.record(o, sessionID, gaClientID(r))
+			h.record(o, sess, gaID)
 		}
 	}
 }
 
-// record credits an order to the session and queues the postbacks.
-func (h *Handler) record(o order.Order, sessionID, gaID string) {
+// record credits an order to the session (nil if it expired) and queues
+// the postbacks.
+func (h *Handler) record(o order.Order, sess *capture.Session, gaID string) {
 	a := h.app
 	for _, p := range o.Problems {
 		h.logger.Warn("order recorded with a problem", zap.String("source", o.Source), zap.String("event", o.Event), zap.String("problem", p))
-	}
-	var sess *capture.Session
-	if sessionID != "" {
-		s, err := a.sessions.Get(sessionID)
-		if err == nil {
-			sess = s
-		}
 	}
 	res, err := a.tracker.Convert(o, sess, gaID, nil)
 	if err != nil {

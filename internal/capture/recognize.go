@@ -72,12 +72,6 @@ func NewRecognizer(networks []Network, maxLen int) (*Recognizer, error) {
 // Networks returns the recognised networks.
 func (r *Recognizer) Networks() []Network { return r.networks }
 
-// MaxLen returns the click-ID length cap.
-func (r *Recognizer) MaxLen() int { return r.maxLen }
-
-// Empty reports whether no parameter is recognised.
-func (r *Recognizer) Empty() bool { return len(r.byParam) == 0 }
-
 // Has reports whether rawQuery mentions any click-ID parameter. It does not
 // allocate, so requests without click IDs cost next to nothing: a key is
 // only looked up when its length and first byte could be a parameter's, and

@@ -128,11 +128,6 @@ func (s *Sessions) Get(id string) (*Session, error) {
 	return sess, err
 }
 
-// GetTxn returns a session within a transaction.
-func GetTxn(txn store.Txn, id string) (*Session, error) {
-	return getSession(txn, store.Key(store.PrefixSession, id))
-}
-
 // Erase deletes a session and its touchpoints (a visitor's erasure request).
 func (s *Sessions) Erase(id string) (bool, error) {
 	key := store.Key(store.PrefixSession, id)

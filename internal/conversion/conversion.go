@@ -27,8 +27,6 @@ type Network struct {
 	Destination postback.Destination
 	// MaxAge bounds a delivery's retries (default 72h).
 	MaxAge time.Duration
-	// Events, when not empty, limits the events reported to this network.
-	Events []string
 }
 
 // Tracker records conversions.
@@ -137,7 +135,7 @@ func (t *Tracker) Convert(o order.Order, sess *capture.Session, gaClientID strin
 			res.Skipped = append(res.Skipped, c.Network+": no longer configured")
 			continue
 		}
-		if !wants(n.Events, o.Event) || !n.Destination.Supports(o.Event, o.Status) {
+		if !n.Destination.Supports(o.Event, o.Status) {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: does not take %s/%s", c.Network, o.Event, o.Status))
 			continue
 		}
@@ -181,18 +179,6 @@ func (t *Tracker) Convert(o order.Order, sess *capture.Session, gaClientID strin
 	}
 	res.Conversion, res.Queued, res.Duplicates, res.SeenEvent = rr.Conversion, len(rr.Queued), len(rr.Duplicates), rr.SeenEvent
 	return res, nil
-}
-
-func wants(events []string, ev string) bool {
-	if len(events) == 0 {
-		return true
-	}
-	for _, e := range events {
-		if e == ev {
-			return true
-		}
-	}
-	return false
 }
 
 // Link ties an order ID to a visitor's session, for a confirmation page that

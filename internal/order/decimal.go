@@ -182,13 +182,6 @@ func (d Decimal) ForCurrency(currency string) string {
 	return d.format(n)
 }
 
-// Float returns the value as a float64, for the few destinations (JSON APIs)
-// whose schema asks for a number. It is only ever used at the edge.
-func (d Decimal) Float() float64 {
-	f, _ := strconv.ParseFloat(d.String(), 64)
-	return f
-}
-
 // Minor returns the value in the currency's minor units, rounded half away
 // from zero.
 func (d Decimal) Minor(currency string) int64 {

@@ -175,7 +175,7 @@ func TestReceiverDownThenUp(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) })}
 	ln, err = net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("could not listen on %s again: %v", addr, err)
+		t.Fatalf("could not listen on %s again: %v", addr, err)
 	}
 	go srv.Serve(ln)
 	defer srv.Close()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -82,6 +83,10 @@ type Config struct {
 	// Statuses lists the order statuses to report; default approved and
 	// pending for a plain template.
 	Statuses []order.Status
+	// Events lists the events to report. Default: every event for a plain
+	// template; a preset's own default (purchase only for awin, cj and
+	// impact, which also read a comma-separated "events" param).
+	Events []string
 }
 
 // presetFunc builds a preset destination.
@@ -133,6 +138,8 @@ type TemplateDestination struct {
 	Success *regexp.Regexp
 	// Statuses are the order statuses reported.
 	Statuses []order.Status
+	// Events, when not empty, are the only events reported.
+	Events []string
 }
 
 func newGenericGET(cfg Config) (Destination, error) {
@@ -154,7 +161,7 @@ func NewTemplateDestination(cfg Config) (*TemplateDestination, error) {
 	if cfg.URL == "" {
 		return nil, fmt.Errorf("%w: no url", ErrTemplate)
 	}
-	d := &TemplateDestination{Method: strings.ToUpper(cfg.Method), Statuses: cfg.Statuses}
+	d := &TemplateDestination{Method: strings.ToUpper(cfg.Method), Statuses: cfg.Statuses, Events: cfg.Events}
 	if d.Method == "" {
 		d.Method = http.MethodGet
 	}
@@ -233,13 +240,11 @@ func (d *TemplateDestination) Classify(status int, _ http.Header, body []byte) (
 }
 
 // Supports implements Destination.
-func (d *TemplateDestination) Supports(_ string, status order.Status) bool {
-	for _, s := range d.Statuses {
-		if s == status {
-			return true
-		}
+func (d *TemplateDestination) Supports(event string, status order.Status) bool {
+	if len(d.Events) > 0 && !slices.Contains(d.Events, event) {
+		return false
 	}
-	return false
+	return slices.Contains(d.Statuses, status)
 }
 
 // Interface guards

@@ -277,12 +277,15 @@ type support struct {
 	statuses map[order.Status]bool
 }
 
-// newSupport reads the "events" param (comma-separated event names, or
-// "*" for all; default defEvents) and Config.Statuses (default approved
+// newSupport reads Config.Events, else the "events" param (comma-separated
+// event names, or "*" for all; default defEvents), and Config.Statuses (default approved
 // and pending), and refuses statuses the preset cannot report.
 func newSupport(preset string, cfg Config, defEvents string, capable ...order.Status) (support, error) {
 	s := support{statuses: map[order.Status]bool{}}
 	ev := strings.TrimSpace(cfg.Params["events"])
+	if len(cfg.Events) > 0 {
+		ev = strings.Join(cfg.Events, ",")
+	}
 	if ev == "" {
 		ev = defEvents
 	}
@@ -352,6 +355,24 @@ func amountOrZero(c *Conversion) string {
 		return order.Decimal{}.ForCurrency(c.Order.Currency)
 	}
 	return c.Order.Amount.ForCurrency(c.Order.Currency)
+}
+
+// newTrackerGET builds the common tracker preset: no account values of its
+// own, a per-customer domain (url or domain required), one GET with fields
+// in the query at path, every event reported, approved and pending only.
+func newTrackerGET(name string, cfg Config, spec paramSpec, path string, fields []field) (Destination, error) {
+	if err := checkParams(name, cfg, spec); err != nil {
+		return nil, err
+	}
+	ep, err := resolveEndpoint(name, cfg, baseOptions{path: path, reserved: fieldKeys(fields)})
+	if err != nil {
+		return nil, err
+	}
+	sup, err := newSupport(name, cfg, "*", order.StatusApproved, order.StatusPending)
+	if err != nil {
+		return nil, err
+	}
+	return &queryPreset{method: "GET", ep: ep, fields: fields, sup: sup}, nil
 }
 
 // queryPreset is a preset that reports a conversion as one request whose

@@ -1,7 +1,5 @@
 package postback
 
-import "github.com/caddy-postback/caddy-postback/internal/order"
-
 // Binom: conversion postback to the tracker (wire-formats.md §2).
 //
 //	GET https://<tracker>/click.php?cnv_id={click_id}&payout={amount}&cnv_status={status}
@@ -18,23 +16,10 @@ func init() { register("binom", binomParams, newBinom) }
 var binomParams = paramSpec{}
 
 func newBinom(cfg Config) (Destination, error) {
-	const name = "binom"
-	if err := checkParams(name, cfg, binomParams); err != nil {
-		return nil, err
-	}
-	fields := []field{
+	return newTrackerGET("binom", cfg, binomParams, "/click.php", []field{
 		{"cnv_id", tok("click_id")},
 		{"payout", optTok("amount")},
 		{"cnv_status", optTok("status")},
 		{"cnv_currency", optTok("currency")},
-	}
-	ep, err := resolveEndpoint(name, cfg, baseOptions{path: "/click.php", reserved: fieldKeys(fields)})
-	if err != nil {
-		return nil, err
-	}
-	sup, err := newSupport(name, cfg, "*", order.StatusApproved, order.StatusPending)
-	if err != nil {
-		return nil, err
-	}
-	return &queryPreset{method: "GET", ep: ep, fields: fields, sup: sup}, nil
+	})
 }

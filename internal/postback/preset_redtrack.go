@@ -1,7 +1,5 @@
 package postback
 
-import "github.com/caddy-postback/caddy-postback/internal/order"
-
 // RedTrack: conversion postback to the tracker (wire-formats.md §2).
 //
 //	GET https://<dedicated domain>/postback?clickid={click_id}&sum={amount}&type={event}
@@ -17,23 +15,10 @@ func init() { register("redtrack", redtrackParams, newRedTrack) }
 var redtrackParams = paramSpec{}
 
 func newRedTrack(cfg Config) (Destination, error) {
-	const name = "redtrack"
-	if err := checkParams(name, cfg, redtrackParams); err != nil {
-		return nil, err
-	}
-	fields := []field{
+	return newTrackerGET("redtrack", cfg, redtrackParams, "/postback", []field{
 		{"clickid", tok("click_id")},
 		{"sum", optTok("amount")}, // UNVERIFIED name
 		{"type", optTok("event")}, // UNVERIFIED name
 		{"rdtk_event_id", tok("event_id")},
-	}
-	ep, err := resolveEndpoint(name, cfg, baseOptions{path: "/postback", reserved: fieldKeys(fields)})
-	if err != nil {
-		return nil, err
-	}
-	sup, err := newSupport(name, cfg, "*", order.StatusApproved, order.StatusPending)
-	if err != nil {
-		return nil, err
-	}
-	return &queryPreset{method: "GET", ep: ep, fields: fields, sup: sup}, nil
+	})
 }

@@ -1,7 +1,5 @@
 package postback
 
-import "github.com/caddy-postback/caddy-postback/internal/order"
-
 // Voluum: conversion postback to the tracker (wire-formats.md §2).
 //
 //	GET https://<dedicated domain>/postback?cid={click_id}&payout={amount}&txid={order_id}
@@ -17,24 +15,11 @@ func init() { register("voluum", voluumParams, newVoluum) }
 var voluumParams = paramSpec{}
 
 func newVoluum(cfg Config) (Destination, error) {
-	const name = "voluum"
-	if err := checkParams(name, cfg, voluumParams); err != nil {
-		return nil, err
-	}
-	fields := []field{
+	return newTrackerGET("voluum", cfg, voluumParams, "/postback", []field{
 		{"cid", tok("click_id")},
 		{"payout", optTok("amount")},
 		{"txid", optTok("order_id")},
 		{"currency", optTok("currency")},
 		{"et", optTok("event")},
-	}
-	ep, err := resolveEndpoint(name, cfg, baseOptions{path: "/postback", reserved: fieldKeys(fields)})
-	if err != nil {
-		return nil, err
-	}
-	sup, err := newSupport(name, cfg, "*", order.StatusApproved, order.StatusPending)
-	if err != nil {
-		return nil, err
-	}
-	return &queryPreset{method: "GET", ep: ep, fields: fields, sup: sup}, nil
+	})
 }

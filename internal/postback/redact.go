@@ -5,19 +5,24 @@ import (
 	"strings"
 )
 
-// secretQueryKeys are query parameters that carry account secrets in the
-// presets' URLs.
-var secretQueryKeys = map[string]bool{
-	"access_token": true, "api_secret": true, "verification_token": true, "security_token": true,
+// secretish reports whether a query parameter or header name carries an
+// account secret: the presets' access_token, api_secret, verification and
+// security tokens and Authorization/Access-Token headers, and the same
+// kinds of names in users' own templates (api_key, X-Api-Key, password…).
+func secretish(name string) bool {
+	n := strings.ToLower(name)
+	for _, s := range []string{"token", "secret", "key", "password", "auth", "signature"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
 }
 
-// secretHeaders are headers that carry account secrets.
-var secretHeaders = []string{"Authorization", "Access-Token"}
-
-// Redacted returns a copy of the request with account secrets masked (the
-// access_token and api_secret query values, the Authorization and
-// Access-Token headers), for the delivery log and admin answers, which must
-// never show secrets. The request that is sent stays unmasked.
+// Redacted returns a copy of the request with account secrets masked (query
+// values and headers whose names say they hold one), for the delivery log
+// and admin answers, which must never show secrets. The request that is
+// sent stays unmasked.
 func (r Request) Redacted() Request {
 	out := r
 	if i := strings.IndexByte(r.URL, '?'); i >= 0 {
@@ -25,7 +30,7 @@ func (r Request) Redacted() Request {
 		changed := false
 		for j, p := range parts {
 			k, _, _ := strings.Cut(p, "=")
-			if name, err := url.QueryUnescape(k); err == nil && secretQueryKeys[name] {
+			if name, err := url.QueryUnescape(k); err == nil && secretish(name) {
 				parts[j] = k + "=REDACTED"
 				changed = true
 			}
@@ -36,9 +41,9 @@ func (r Request) Redacted() Request {
 	}
 	if r.Header != nil {
 		out.Header = r.Header.Clone()
-		for _, h := range secretHeaders {
-			if out.Header.Get(h) != "" {
-				out.Header.Set(h, "REDACTED")
+		for name := range out.Header {
+			if secretish(name) {
+				out.Header[name] = []string{"REDACTED"}
 			}
 		}
 	}

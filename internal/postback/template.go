@@ -39,17 +39,6 @@ type Template struct {
 // String returns the template as written.
 func (t *Template) String() string { return t.raw }
 
-// Tokens returns the tokens the template uses.
-func (t *Template) Tokens() []string {
-	var out []string
-	for _, p := range t.parts {
-		if p.token != "" {
-			out = append(out, p.token)
-		}
-	}
-	return out
-}
-
 // ParseURL parses a postback URL template. Its scheme and host must be
 // literal (a visitor-supplied value must never pick where a postback goes),
 // tokens may stand in the path (escaped as a path segment) and in the query
