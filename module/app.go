@@ -47,7 +47,7 @@ type App struct {
 	// a new memtable wait for it: with 1s, the webhook p99 under 200
 	// concurrent deliveries rose from ~15-30 ms to ~25-70 ms here.
 	FlushInterval caddy.Duration `json:"flush_interval,omitempty"`
-	// MemTableSize is the store's memtable size in bytes. Default: 4 MiB.
+	// MemTableSize is the store's memtable size in bytes. Default: 2 MiB.
 	MemTableSize int64 `json:"mem_table_size,omitempty"`
 	// Networks are the click sources and postback destinations, by name.
 	Networks map[string]*Network `json:"networks,omitempty"`
@@ -85,7 +85,9 @@ type App struct {
 	// outboxSettings take effect when this config starts.
 	outboxSettings outbox.Settings
 	cookieLife     time.Duration
-	metrics        *metrics
+	// cookieTail holds the cookie's attributes for HTTP and HTTPS.
+	cookieTail [2]string
+	metrics    *metrics
 }
 
 // Cookie configures the session cookie.
@@ -198,6 +200,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.cookieLife = time.Duration(a.Cookie.Lifetime)
 	if a.cookieLife <= 0 {
 		a.cookieLife = longest
+	}
+	if err := a.provisionCookie(); err != nil {
+		return err
 	}
 
 	// Store and dispatcher, shared across reloads.

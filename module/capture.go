@@ -1,6 +1,7 @@
 package module
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -92,13 +93,30 @@ func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref
 }
 
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, value string) {
-	a := h.app
-	c := &http.Cookie{
-		Name: a.Cookie.Name, Value: value, Path: "/", Domain: a.Cookie.Domain,
-		MaxAge: int(a.cookieLife / time.Second), HttpOnly: true, Secure: r.TLS != nil,
-		SameSite: http.SameSiteLaxMode,
+	tail := h.app.cookieTail[0]
+	if r.TLS != nil {
+		tail = h.app.cookieTail[1]
 	}
-	w.Header().Add("Set-Cookie", c.String())
+	w.Header().Add("Set-Cookie", h.app.Cookie.Name+"="+value+tail)
+}
+
+// provisionCookie checks the cookie settings and renders the attributes
+// that follow the value once, for plain HTTP and for HTTPS: a click then
+// sets its cookie with one concatenation. A name or domain a browser would
+// refuse is a configuration error, not a cookie silently left unset.
+func (a *App) provisionCookie() error {
+	for i, secure := range []bool{false, true} {
+		c := &http.Cookie{
+			Name: a.Cookie.Name, Value: "v", Path: "/", Domain: a.Cookie.Domain,
+			MaxAge: int(a.cookieLife / time.Second), HttpOnly: true, Secure: secure,
+			SameSite: http.SameSiteLaxMode,
+		}
+		if err := c.Valid(); err != nil {
+			return fmt.Errorf("session cookie: %w", err)
+		}
+		a.cookieTail[i] = strings.TrimPrefix(c.String(), a.Cookie.Name+"=v")
+	}
+	return nil
 }
 
 func landingURL(r *http.Request) string {

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,6 +100,12 @@ type benchEnv struct {
 // one network ("demo", click parameter clickid) and the given rules.
 func newBenchEnv(tb testing.TB, rules ...*Rule) *benchEnv {
 	tb.Helper()
+	return newBenchEnvOn(tb, store.Options{InMemory: true}, rules...)
+}
+
+// newBenchEnvOn is newBenchEnv on a store opened with so.
+func newBenchEnvOn(tb testing.TB, so store.Options, rules ...*Rule) *benchEnv {
+	tb.Helper()
 	nop := zap.NewNop()
 	n := &Network{ClickParams: []string{"clickid"},
 		// Never contacted: the dispatcher is not started.
@@ -111,7 +118,8 @@ func newBenchEnv(tb testing.TB, rules ...*Rule) *benchEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	st, err := store.Open(store.Options{InMemory: true, Logger: nop})
+	so.Logger = nop
+	st, err := store.Open(so)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -140,6 +148,9 @@ func newBenchEnv(tb testing.TB, rules ...*Rule) *benchEnv {
 		metrics: registerMetrics(prometheus.NewRegistry()),
 	}
 
+	if err := app.provisionCookie(); err != nil {
+		tb.Fatal(err)
+	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	tb.Cleanup(cancel)
 	h := &Handler{Conversions: rules, app: app, logger: nop}
@@ -238,6 +249,32 @@ func BenchmarkNewClick(b *testing.B) {
 	if !strings.HasPrefix(w.header.Get("Set-Cookie"), DefaultCookieName+"=") {
 		b.Fatalf("no session cookie set: %q", w.header)
 	}
+}
+
+// BenchmarkNewClickParallel is BenchmarkNewClick with many visitors at
+// once on a store on disk, as a landing page under load sees them: their new
+// sessions share commits (store.GroupWriter).
+func BenchmarkNewClickParallel(b *testing.B) {
+	env := newBenchEnvOn(b, store.Options{Dir: b.TempDir()}, thankYouRule())
+	var seq atomic.Int64
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		w := newBenchWriter()
+		r := benchRequest(w, "http://shop.example/?clickid=x&utm_source=partner&sub1=spring", "")
+		for pb.Next() {
+			w.reset()
+			r.URL.RawQuery = fmt.Sprintf("clickid=bench-%d&utm_source=partner&sub1=spring", seq.Add(1))
+			if err := env.h.ServeHTTP(w, r, benchNext); err != nil {
+				b.Error(err)
+				return
+			}
+			if w.header.Get("Set-Cookie") == "" {
+				b.Error("no session cookie set")
+				return
+			}
+		}
+	})
 }
 
 // BenchmarkSessionNoRule is case (c): a visitor with a valid session cookie

@@ -7,8 +7,10 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"hash"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // A session cookie value is the session ID (16 random bytes) followed by a
@@ -24,14 +26,21 @@ const (
 )
 
 // Signer makes and verifies session cookie values.
-type Signer struct{ key []byte }
+type Signer struct {
+	// macs pools keyed HMACs: keying one hashes the key twice and
+	// allocates, on every new visitor and every cookie checked.
+	macs sync.Pool
+}
 
 // NewSigner returns a Signer for key, which must be at least 32 bytes.
 func NewSigner(key []byte) (*Signer, error) {
 	if len(key) < minKeyBytes {
 		return nil, errors.New("session signing key must be at least 32 bytes")
 	}
-	return &Signer{key: append([]byte(nil), key...)}, nil
+	key = append([]byte(nil), key...)
+	s := &Signer{}
+	s.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return s, nil
 }
 
 // NewKey returns a random signing key.
@@ -63,11 +72,14 @@ func (s *Signer) Verify(value string) (id string, ok bool) {
 }
 
 func (s *Signer) mac(id string) string {
-	m := hmac.New(sha256.New, s.key)
+	m := s.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(macDomain))
 	m.Write([]byte(id))
 	var sum [sha256.Size]byte
-	return base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:16])
+	out := base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:16])
+	s.macs.Put(m)
+	return out
 }
 
 // CookieValue returns the value of the named cookie from the request headers

@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sort"
+	"sync"
 	"time"
 
+	"github.com/caddy-postback/caddy-postback/internal/codec"
 	"github.com/caddy-postback/caddy-postback/internal/store"
 )
 
@@ -57,6 +61,9 @@ type Sessions struct {
 	// TTL is how long a session is kept after its last click (the longest
 	// attribution window).
 	TTL time.Duration
+
+	groupOnce sync.Once
+	group     *store.GroupWriter
 }
 
 // DefaultMaxTouchpoints is the per-session touchpoint cap.
@@ -107,14 +114,14 @@ func (s *Sessions) merge(sess *Session, tps []Touchpoint) {
 // Create records the touchpoints of a session that has just been made. Its
 // ID is 128 fresh random bits, so no record can exist yet: unlike Add it
 // writes without reading first, which spares every landing click a store
-// lookup that would only miss.
+// lookup that would only miss, and it shares its commit with the new
+// sessions of concurrent clicks (store.GroupWriter). It returns once the
+// session is committed, so the visitor's next request finds it.
 func (s *Sessions) Create(id string, tps []Touchpoint, gaClientID string) error {
 	sess := &Session{ID: id, CreatedAt: now(), GAClientID: gaClientID}
 	s.merge(sess, tps)
-	key := store.Key(store.PrefixSession, id)
-	return s.Store.Update(func(txn store.Txn) error {
-		return putSession(txn, key, sess, s.TTL)
-	})
+	s.groupOnce.Do(func() { s.group = store.NewGroupWriter(s.Store, 0) })
+	return s.group.Set(store.Key(store.PrefixSession, id), encodeSession(sess), s.TTL)
 }
 
 // Get returns a session, or store.ErrNotFound.
@@ -146,26 +153,107 @@ func (s *Sessions) Erase(id string) (bool, error) {
 	return found, err
 }
 
-// sessionRecord is a session as stored: times as Unix nanoseconds and
-// short keys, because a session is written on every captured click and
-// encoding time.Time values dominated that write's CPU.
-type sessionRecord struct {
-	Created int64              `json:"c"`
-	Touch   []touchpointRecord `json:"t"`
-	GA      string             `json:"g,omitempty"`
+// sessionFormat is the first byte of a session in its binary form (see
+// encodeSession). Sessions written as JSON by earlier versions start with
+// '{' and are still read.
+const sessionFormat = 'S'
+
+// encodeSession is the stored form of a session, written on every captured
+// click: the creation time, the GA client ID, then per touchpoint network,
+// parameter, click ID, capture and expiry times, landing URL, referrer,
+// client IP, user agent and the sub IDs sorted by name. Times are Unix
+// nanoseconds; the ID is left to the key.
+func encodeSession(s *Session) []byte {
+	size := 32
+	for _, t := range s.Touchpoints {
+		size += 64 + len(t.ClickID) + len(t.LandingURL) + len(t.Referrer) + len(t.UserAgent)
+	}
+	w := codec.NewWriter(sessionFormat, size)
+	w.Int(s.CreatedAt.UnixNano())
+	w.String(s.GAClientID)
+	w.Uint(uint64(len(s.Touchpoints)))
+	for _, t := range s.Touchpoints {
+		w.String(t.Network)
+		w.String(t.Param)
+		w.String(t.ClickID)
+		w.Int(t.CapturedAt.UnixNano())
+		w.Int(t.ExpiresAt.UnixNano())
+		w.String(t.LandingURL)
+		w.String(t.Referrer)
+		w.String(t.ClientIP)
+		w.String(t.UserAgent)
+		w.Uint(uint64(len(t.Subs)))
+		for _, k := range slices.Sorted(maps.Keys(t.Subs)) {
+			w.String(k)
+			w.String(t.Subs[k])
+		}
+	}
+	return w.Data()
 }
 
-type touchpointRecord struct {
-	Network  string            `json:"n"`
-	Param    string            `json:"p"`
-	ClickID  string            `json:"k"`
-	At       int64             `json:"a"`
-	Expires  int64             `json:"x"`
-	Landing  string            `json:"l,omitempty"`
-	Referrer string            `json:"r,omitempty"`
-	IP       string            `json:"i,omitempty"`
-	UA       string            `json:"u,omitempty"`
-	Subs     map[string]string `json:"s,omitempty"`
+// decodeSession reads a stored session in either form.
+func decodeSession(id string, v []byte) (*Session, error) {
+	if len(v) > 0 && v[0] == '{' {
+		return decodeSessionJSON(id, v)
+	}
+	r := codec.NewReader(v, sessionFormat)
+	s := &Session{ID: id, CreatedAt: time.Unix(0, r.Int()), GAClientID: r.String()}
+	// A touchpoint takes at least 10 bytes: seven empty strings, two times
+	// and a count.
+	if n := r.Count(10); n > 0 {
+		s.Touchpoints = make([]Touchpoint, n)
+	}
+	for i := range s.Touchpoints {
+		t := &s.Touchpoints[i]
+		t.Network, t.Param, t.ClickID = r.String(), r.String(), r.String()
+		t.CapturedAt, t.ExpiresAt = time.Unix(0, r.Int()), time.Unix(0, r.Int())
+		t.LandingURL, t.Referrer, t.ClientIP, t.UserAgent = r.String(), r.String(), r.String(), r.String()
+		if n := r.Count(2); n > 0 {
+			t.Subs = make(map[string]string, n)
+			for range n {
+				k := r.String()
+				t.Subs[k] = r.String()
+			}
+		}
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("decoding session: %w", err)
+	}
+	return s, nil
+}
+
+// sessionJSON is the JSON form sessions were stored in before the binary
+// form; it is only read.
+type sessionJSON struct {
+	Created int64 `json:"c"`
+	Touch   []struct {
+		Network  string            `json:"n"`
+		Param    string            `json:"p"`
+		ClickID  string            `json:"k"`
+		At       int64             `json:"a"`
+		Expires  int64             `json:"x"`
+		Landing  string            `json:"l,omitempty"`
+		Referrer string            `json:"r,omitempty"`
+		IP       string            `json:"i,omitempty"`
+		UA       string            `json:"u,omitempty"`
+		Subs     map[string]string `json:"s,omitempty"`
+	} `json:"t"`
+	GA string `json:"g,omitempty"`
+}
+
+func decodeSessionJSON(id string, v []byte) (*Session, error) {
+	var rec sessionJSON
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return nil, fmt.Errorf("decoding session: %w", err)
+	}
+	s := &Session{ID: id, CreatedAt: time.Unix(0, rec.Created), GAClientID: rec.GA}
+	s.Touchpoints = make([]Touchpoint, len(rec.Touch))
+	for i, t := range rec.Touch {
+		s.Touchpoints[i] = Touchpoint{Network: t.Network, Param: t.Param, ClickID: t.ClickID,
+			CapturedAt: time.Unix(0, t.At), ExpiresAt: time.Unix(0, t.Expires),
+			LandingURL: t.Landing, Referrer: t.Referrer, ClientIP: t.IP, UserAgent: t.UA, Subs: t.Subs}
+	}
+	return s, nil
 }
 
 func getSession(txn store.Txn, key []byte) (*Session, error) {
@@ -173,16 +261,9 @@ func getSession(txn store.Txn, key []byte) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rec sessionRecord
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return nil, fmt.Errorf("decoding session: %w", err)
-	}
-	s := &Session{ID: string(key[len(store.PrefixSession):]), CreatedAt: time.Unix(0, rec.Created), GAClientID: rec.GA}
-	s.Touchpoints = make([]Touchpoint, len(rec.Touch))
-	for i, t := range rec.Touch {
-		s.Touchpoints[i] = Touchpoint{Network: t.Network, Param: t.Param, ClickID: t.ClickID,
-			CapturedAt: time.Unix(0, t.At), ExpiresAt: time.Unix(0, t.Expires),
-			LandingURL: t.Landing, Referrer: t.Referrer, ClientIP: t.IP, UserAgent: t.UA, Subs: t.Subs}
+	s, err := decodeSession(string(key[len(store.PrefixSession):]), v)
+	if err != nil {
+		return nil, err
 	}
 	sort.SliceStable(s.Touchpoints, func(i, j int) bool {
 		return s.Touchpoints[i].CapturedAt.Before(s.Touchpoints[j].CapturedAt)
@@ -191,17 +272,7 @@ func getSession(txn store.Txn, key []byte) (*Session, error) {
 }
 
 func putSession(txn store.Txn, key []byte, s *Session, ttl time.Duration) error {
-	rec := sessionRecord{Created: s.CreatedAt.UnixNano(), GA: s.GAClientID, Touch: make([]touchpointRecord, len(s.Touchpoints))}
-	for i, t := range s.Touchpoints {
-		rec.Touch[i] = touchpointRecord{Network: t.Network, Param: t.Param, ClickID: t.ClickID,
-			At: t.CapturedAt.UnixNano(), Expires: t.ExpiresAt.UnixNano(),
-			Landing: t.LandingURL, Referrer: t.Referrer, IP: t.ClientIP, UA: t.UserAgent, Subs: t.Subs}
-	}
-	v, err := json.Marshal(&rec)
-	if err != nil {
-		return fmt.Errorf("encoding session: %w", err)
-	}
-	return txn.Set(key, v, ttl)
+	return txn.Set(key, encodeSession(s), ttl)
 }
 
 // TruncateIP zeroes the host part of an address for privacy: IPv4 to /24,

@@ -1,0 +1,143 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-postback/caddy-postback/internal/codec"
+	"github.com/caddy-postback/caddy-postback/internal/store"
+)
+
+func TestSessionEncodingRoundTrip(t *testing.T) {
+	at := time.Unix(0, 1771000000123456789)
+	tests := []struct {
+		name string
+		s    *Session
+	}{
+		{"empty", &Session{ID: "s0", CreatedAt: at}},
+		{"full", &Session{ID: "s1", CreatedAt: at, GAClientID: "1197596843.1673515099", Touchpoints: []Touchpoint{
+			{Network: "impact", Param: "irclickid", ClickID: "Qx-1_z", CapturedAt: at, ExpiresAt: at.Add(30 * 24 * time.Hour),
+				LandingURL: "https://shop.example/?irclickid=Qx-1_z&utm_source=partner", Referrer: "https://partner.example/",
+				ClientIP: "203.0.113.0", UserAgent: "Mozilla/5.0", Subs: map[string]string{"utm_source": "partner", "sub1": "spring"}},
+			{Network: "meta", Param: "fbclid", ClickID: "IwAR", CapturedAt: at.Add(time.Second), ExpiresAt: at.Add(time.Hour)},
+		}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := encodeSession(tt.s)
+			back, err := decodeSession(tt.s.ID, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(back, tt.s) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", back, tt.s)
+			}
+		})
+	}
+}
+
+// Sessions stored as JSON before the binary form existed are still read.
+func TestSessionJSONFormIsRead(t *testing.T) {
+	v := []byte(`{"c":1771000000000000000,"t":[{"n":"impact","p":"irclickid","k":"abc","a":1771000000000000000,` +
+		`"x":1773592000000000000,"l":"https://shop.example/?irclickid=abc","i":"203.0.113.0","u":"UA","s":{"sub1":"spring"}}],"g":"1.2"}`)
+	s, err := decodeSession("old", v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Session{ID: "old", CreatedAt: time.Unix(0, 1771000000000000000), GAClientID: "1.2", Touchpoints: []Touchpoint{{
+		Network: "impact", Param: "irclickid", ClickID: "abc", CapturedAt: time.Unix(0, 1771000000000000000),
+		ExpiresAt: time.Unix(0, 1773592000000000000), LandingURL: "https://shop.example/?irclickid=abc",
+		ClientIP: "203.0.113.0", UserAgent: "UA", Subs: map[string]string{"sub1": "spring"}}}}
+	if !reflect.DeepEqual(s, want) {
+		t.Fatalf("got %+v\nwant %+v", s, want)
+	}
+}
+
+// A damaged record is an error, never a panic or a session with garbage.
+func TestCorruptSessionIsAnError(t *testing.T) {
+	v := encodeSession(&Session{CreatedAt: time.Now(), Touchpoints: []Touchpoint{{Network: "n", ClickID: "c", Subs: map[string]string{"a": "b"}}}})
+	for n := range len(v) {
+		if _, err := decodeSession("x", v[:n]); !errors.Is(err, codec.ErrCorrupt) {
+			t.Fatalf("record cut at %d of %d bytes: err = %v, want ErrCorrupt", n, len(v), err)
+		}
+	}
+	if _, err := decodeSession("x", append(v, 0)); !errors.Is(err, codec.ErrCorrupt) {
+		t.Fatalf("trailing byte: err = %v", err)
+	}
+	if _, err := decodeSession("x", []byte(`{"c":`)); err == nil {
+		t.Fatal("broken JSON session decoded")
+	}
+}
+
+func FuzzDecodeSession(f *testing.F) {
+	f.Add(encodeSession(&Session{CreatedAt: time.Unix(0, 1), Touchpoints: []Touchpoint{{Network: "n", ClickID: "c", Subs: map[string]string{"a": "b"}}}}))
+	f.Add([]byte(`{"c":1,"t":[{"n":"a","k":"b"}]}`))
+	f.Fuzz(func(t *testing.T, v []byte) {
+		s, err := decodeSession("f", v)
+		if err != nil {
+			return
+		}
+		back, err := decodeSession("f", encodeSession(s))
+		if err != nil {
+			t.Fatalf("re-encoded session does not decode: %v", err)
+		}
+		if len(back.Touchpoints) != len(s.Touchpoints) || back.GAClientID != s.GAClientID {
+			t.Fatalf("re-encoded session differs: %+v vs %+v", back, s)
+		}
+	})
+}
+
+// Sessions created at the same moment share commits, and each is readable
+// as soon as its Create returns.
+func TestConcurrentCreatesAreEachReadable(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ss := &Sessions{Store: st, TTL: time.Hour}
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			id := fmt.Sprintf("s%03d", i)
+			tp := Touchpoint{Network: "impact", ClickID: fmt.Sprintf("c%d", i), CapturedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+			if err := ss.Create(id, []Touchpoint{tp}, ""); err != nil {
+				errs <- err
+				return
+			}
+			s, err := ss.Get(id)
+			if err != nil {
+				errs <- fmt.Errorf("%s right after Create: %w", id, err)
+				return
+			}
+			if s.Touchpoints[0].ClickID != tp.ClickID {
+				errs <- fmt.Errorf("%s holds click %q, want %q", id, s.Touchpoints[0].ClickID, tp.ClickID)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func BenchmarkEncodeSession(b *testing.B) {
+	at := time.Now()
+	s := &Session{CreatedAt: at, Touchpoints: []Touchpoint{{Network: "impact", Param: "irclickid", ClickID: "Qx-1_zAbCdEf",
+		CapturedAt: at, ExpiresAt: at.Add(time.Hour), LandingURL: "https://shop.example/?irclickid=Qx-1_zAbCdEf&utm_source=partner&sub1=spring",
+		ClientIP: "203.0.113.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+		Subs: map[string]string{"utm_source": "partner", "sub1": "spring"}}}}
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		n = len(encodeSession(s))
+	}
+	b.ReportMetric(float64(n), "bytes")
+}
