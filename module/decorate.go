@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -81,13 +80,25 @@ type decorator struct {
 	held    []byte
 }
 
+// isHTML reports whether a Content-Type is text/html, with or without
+// parameters. It runs on every response to a visitor with a session, so it
+// compares instead of parsing the media type.
+func isHTML(contentType string) bool {
+	const html = "text/html"
+	ct := strings.TrimLeft(contentType, " \t")
+	if len(ct) < len(html) || !strings.EqualFold(ct[:len(html)], html) {
+		return false
+	}
+	rest := strings.TrimLeft(ct[len(html):], " \t")
+	return rest == "" || rest[0] == ';'
+}
+
 // WriteHeader decides whether the response is decorated: uncompressed HTML only.
 func (d *decorator) WriteHeader(status int) {
 	if !d.decided && status >= 200 {
 		d.decided = true
-		mt, _, _ := mime.ParseMediaType(d.Header().Get("Content-Type"))
 		enc := d.Header().Get("Content-Encoding")
-		d.active = mt == "text/html" && (enc == "" || enc == "identity") && status != http.StatusNoContent
+		d.active = isHTML(d.Header().Get("Content-Type")) && (enc == "" || enc == "identity") && status != http.StatusNoContent
 		if d.active {
 			d.Header().Del("Content-Length") // the body grows
 		}

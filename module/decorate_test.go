@@ -54,3 +54,21 @@ func TestDecorateAcrossWrites(t *testing.T) {
 		t.Fatal("decorating for a visitor without a session")
 	}
 }
+
+func TestIsHTML(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"text/html":                  true,
+		"text/html; charset=utf-8":   true,
+		"TEXT/HTML;charset=UTF-8":    true,
+		" text/html ; charset=utf-8": true,
+		"text/htmlx":                 false,
+		"text/plain":                 false,
+		"application/xhtml+xml":      false,
+		"":                           false,
+		"text/htm":                   false,
+	} {
+		if got := isHTML(ct); got != want {
+			t.Errorf("isHTML(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
