@@ -186,11 +186,7 @@ func (o *Outbox) deadRetention() time.Duration {
 }
 
 func putDelivery(txn store.Txn, d *Delivery, ttl time.Duration) error {
-	v, err := encodeDelivery(d)
-	if err != nil {
-		return err
-	}
-	return txn.Set(store.Key(store.PrefixDelivery, d.ID), v, ttl)
+	return txn.Set(store.Key(store.PrefixDelivery, d.ID), encodeDelivery(d), ttl)
 }
 
 func getDelivery(txn store.Txn, id string) (*Delivery, error) {

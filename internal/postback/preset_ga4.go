@@ -146,13 +146,7 @@ func (d *ga4Preset) Render(c *Conversion) (Request, error) {
 		ClientID: ga4ClientID(c),
 		Events:   []ga4Event{{Name: ga4EventName(o.Event, o.Status), Params: params}},
 	}
-	b, err := marshalJSON(body)
-	if err != nil {
-		return Request{}, err
-	}
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	return Request{Method: http.MethodPost, URL: u, Header: h, Body: b}, nil
+	return postJSON(u, body, nil)
 }
 
 // ga4ClientID returns the visitor's GA client ID, or a stable stand-in made

@@ -160,13 +160,7 @@ func (d *metaPreset) Render(c *Conversion) (Request, error) {
 	if c.Test {
 		body.TestEventCode = d.testCode
 	}
-	b, err := marshalJSON(body)
-	if err != nil {
-		return Request{}, err
-	}
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	return Request{Method: http.MethodPost, URL: u, Header: h, Body: b}, nil
+	return postJSON(u, body, nil)
 }
 
 // metaFbc builds the fbc value from a Meta click, as Meta's param builder
@@ -198,16 +192,21 @@ func decimalNumber(d order.Decimal, currency string) json.Number {
 	return json.Number(d.ForCurrency(currency))
 }
 
-// marshalJSON encodes v without HTML escaping: the receivers are APIs, and
-// "&" in a landing URL should read as itself.
-func marshalJSON(v any) ([]byte, error) {
+// postJSON is a POST of body to u as JSON, encoded without HTML escaping:
+// the receivers are APIs, and "&" in a landing URL should read as itself.
+// header, when not nil, holds the preset's other headers.
+func postJSON(u string, body any, header http.Header) (Request, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("encoding body: %w", err)
+	if err := enc.Encode(body); err != nil {
+		return Request{}, fmt.Errorf("encoding body: %w", err)
 	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
+	if header == nil {
+		header = http.Header{}
+	}
+	header.Set("Content-Type", "application/json")
+	return Request{Method: http.MethodPost, URL: u, Header: header, Body: bytes.TrimRight(b.Bytes(), "\n")}, nil
 }
 
 // Classify implements Destination. Besides the status, it reads Graph API

@@ -151,14 +151,7 @@ func (d *tiktokPreset) Render(c *Conversion) (Request, error) {
 	if c.Test {
 		body.TestEventCode = d.testCode
 	}
-	b, err := marshalJSON(body)
-	if err != nil {
-		return Request{}, err
-	}
-	h := http.Header{}
-	h.Set("Access-Token", d.token)
-	h.Set("Content-Type", "application/json")
-	return Request{Method: http.MethodPost, URL: u, Header: h, Body: b}, nil
+	return postJSON(u, body, http.Header{"Access-Token": {d.token}})
 }
 
 // Classify implements Destination.

@@ -36,19 +36,7 @@ func TestGumroadVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			secrets := tt.secrets
-			if secrets == nil {
-				secrets = []string{gumroadToken}
-			}
-			p, err := NewGumroad(Config{Secrets: secrets})
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = p.Verify(tt.req)
-			wantErr(t, err, tt.want)
-			if err != nil && containsSecret(err.Error(), secrets) {
-				t.Fatalf("error leaks a secret: %v", err)
-			}
+			checkVerify(t, NewGumroad, Config{Secrets: tt.secrets}, gumroadToken, tt.req, tt.want)
 		})
 	}
 }

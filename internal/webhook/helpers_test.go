@@ -158,3 +158,22 @@ func containsSecret(msg string, secrets []string) bool {
 	}
 	return false
 }
+
+// checkVerify builds a provider from cfg (its secret defaultSecret when
+// cfg has none), verifies r, and checks the result: the wanted error, and
+// no secret in the error's message.
+func checkVerify[P Provider](t *testing.T, build func(Config) (P, error), cfg Config, defaultSecret string, r *Request, want error) {
+	t.Helper()
+	if cfg.Secrets == nil {
+		cfg.Secrets = []string{defaultSecret}
+	}
+	p, err := build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Verify(r)
+	wantErr(t, err, want)
+	if err != nil && containsSecret(err.Error(), cfg.Secrets) {
+		t.Fatalf("error leaks a secret: %v", err)
+	}
+}

@@ -60,19 +60,7 @@ func TestLemonSqueezyVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			secrets := tt.secrets
-			if secrets == nil {
-				secrets = []string{lemonSecret}
-			}
-			p, err := NewLemonSqueezy(Config{Secrets: secrets})
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = p.Verify(tt.req())
-			wantErr(t, err, tt.want)
-			if err != nil && containsSecret(err.Error(), secrets) {
-				t.Fatalf("error leaks a secret: %v", err)
-			}
+			checkVerify(t, NewLemonSqueezy, Config{Secrets: tt.secrets}, lemonSecret, tt.req(), tt.want)
 		})
 	}
 }

@@ -77,19 +77,7 @@ func TestShopifyVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			secrets := tt.secrets
-			if secrets == nil {
-				secrets = []string{shopifySecret}
-			}
-			p, err := NewShopify(Config{Secrets: secrets})
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = p.Verify(tt.req())
-			wantErr(t, err, tt.want)
-			if err != nil && containsSecret(err.Error(), secrets) {
-				t.Fatalf("error leaks a secret: %v", err)
-			}
+			checkVerify(t, NewShopify, Config{Secrets: tt.secrets}, shopifySecret, tt.req(), tt.want)
 		})
 	}
 }

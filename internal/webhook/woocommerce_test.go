@@ -75,19 +75,7 @@ func TestWooCommerceVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			secrets := tt.secrets
-			if secrets == nil {
-				secrets = []string{wooSecret}
-			}
-			p, err := NewWooCommerce(Config{Secrets: secrets})
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = p.Verify(tt.req())
-			wantErr(t, err, tt.want)
-			if err != nil && containsSecret(err.Error(), secrets) {
-				t.Fatalf("error leaks a secret: %v", err)
-			}
+			checkVerify(t, NewWooCommerce, Config{Secrets: tt.secrets}, wooSecret, tt.req(), tt.want)
 		})
 	}
 }
