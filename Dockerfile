@@ -7,6 +7,8 @@
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# go.mod replaces flatbuffers with the patched copy in third_party/.
+COPY third_party ./third_party
 RUN go mod download
 COPY . .
 # The tags drop the second copies of Badger and the SQL drivers that Caddy's

@@ -242,7 +242,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.signer, err = capture.NewSigner(secret); err != nil {
 		return fmt.Errorf("cookie secret: %w", err)
 	}
-	a.sessions = &capture.Sessions{Store: rt.store, MaxTouchpoints: a.MaxTouchpoints, TTL: longest}
+	a.sessions = &capture.Sessions{Store: rt.sessions, Earlier: rt.store, MaxTouchpoints: a.MaxTouchpoints, TTL: longest}
 	a.tracker = &conversion.Tracker{Outbox: rt.outbox, Sessions: a.sessions, Networks: tracked, Policy: attribution.Policy(a.Attribution)}
 	return nil
 }

@@ -56,6 +56,10 @@ func (s *Session) Live(t time.Time) []Touchpoint {
 // Sessions keeps sessions in the store.
 type Sessions struct {
 	Store store.Store
+	// Earlier, when set, is a store that may still hold sessions written
+	// before Store was theirs. A session missing from Store is looked up
+	// there, moves to Store with its next click, and is erased from both.
+	Earlier store.Store
 	// MaxTouchpoints caps a session's touchpoints; the oldest go first.
 	MaxTouchpoints int
 	// TTL is how long a session is kept after its last click (the longest
@@ -76,6 +80,9 @@ func (s *Sessions) Add(id string, tps []Touchpoint, gaClientID string) error {
 	key := store.Key(store.PrefixSession, id)
 	return s.Store.Update(func(txn store.Txn) error {
 		sess, err := getSession(txn, key)
+		if errors.Is(err, store.ErrNotFound) {
+			sess, err = s.earlier(key)
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			sess = &Session{ID: id, CreatedAt: now()}
 		} else if err != nil {
@@ -126,20 +133,48 @@ func (s *Sessions) Create(id string, tps []Touchpoint, gaClientID string) error 
 
 // Get returns a session, or store.ErrNotFound.
 func (s *Sessions) Get(id string) (*Session, error) {
+	key := store.Key(store.PrefixSession, id)
 	var sess *Session
 	err := s.Store.View(func(txn store.Txn) error {
 		var err error
-		sess, err = getSession(txn, store.Key(store.PrefixSession, id))
+		sess, err = getSession(txn, key)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return s.earlier(key)
+	}
+	return sess, err
+}
+
+// earlier reads a session from the Earlier store, or store.ErrNotFound.
+func (s *Sessions) earlier(key []byte) (*Session, error) {
+	if s.Earlier == nil {
+		return nil, store.ErrNotFound
+	}
+	var sess *Session
+	err := s.Earlier.View(func(txn store.Txn) error {
+		var err error
+		sess, err = getSession(txn, key)
 		return err
 	})
 	return sess, err
 }
 
-// Erase deletes a session and its touchpoints (a visitor's erasure request).
+// Erase deletes a session and its touchpoints (a visitor's erasure
+// request), from the Earlier store too.
 func (s *Sessions) Erase(id string) (bool, error) {
 	key := store.Key(store.PrefixSession, id)
+	found, err := erase(s.Store, key)
+	if err != nil || s.Earlier == nil {
+		return found, err
+	}
+	foundEarlier, err := erase(s.Earlier, key)
+	return found || foundEarlier, err
+}
+
+func erase(st store.Store, key []byte) (bool, error) {
 	found := false
-	err := s.Store.Update(func(txn store.Txn) error {
+	err := st.Update(func(txn store.Txn) error {
 		_, err := txn.Get(key)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil

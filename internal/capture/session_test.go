@@ -128,6 +128,63 @@ func TestConcurrentCreatesAreEachReadable(t *testing.T) {
 	}
 }
 
+// Sessions written to the main store before sessions had a store of their
+// own are still found, move to the new store with their next click, and an
+// erasure removes them from both.
+func TestSessionsFromTheEarlierStore(t *testing.T) {
+	open := func() *store.Badger {
+		st, err := store.Open(store.Options{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	main, own := open(), open()
+	at := time.Now()
+	first := Touchpoint{Network: "impact", ClickID: "c1", CapturedAt: at, ExpiresAt: at.Add(time.Hour)}
+	if err := (&Sessions{Store: main, TTL: time.Hour}).Create("s1", []Touchpoint{first}, "GA1.1"); err != nil {
+		t.Fatal(err)
+	}
+	ss := &Sessions{Store: own, Earlier: main, TTL: time.Hour}
+
+	s, err := ss.Get("s1")
+	if err != nil {
+		t.Fatalf("session in the earlier store: %v", err)
+	}
+	if len(s.Touchpoints) != 1 || s.Touchpoints[0].ClickID != "c1" || s.GAClientID != "GA1.1" {
+		t.Fatalf("earlier session read as %+v", s)
+	}
+
+	second := Touchpoint{Network: "awin", ClickID: "c2", CapturedAt: at.Add(time.Second), ExpiresAt: at.Add(time.Hour)}
+	if err := ss.Add("s1", []Touchpoint{second}, ""); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := (&Sessions{Store: own}).Get("s1")
+	if err != nil {
+		t.Fatalf("session not in its own store after a click: %v", err)
+	}
+	if got := []string{moved.Touchpoints[0].ClickID, moved.Touchpoints[len(moved.Touchpoints)-1].ClickID}; len(moved.Touchpoints) != 2 || got[0] != "c1" || got[1] != "c2" {
+		t.Fatalf("moved session has touchpoints %+v, want c1 then c2", moved.Touchpoints)
+	}
+	if moved.GAClientID != "GA1.1" {
+		t.Fatalf("moved session lost its GA client ID: %+v", moved)
+	}
+
+	found, err := ss.Erase("s1")
+	if err != nil || !found {
+		t.Fatalf("Erase = %v, %v; want true, nil", found, err)
+	}
+	for name, st := range map[string]store.Store{"own": own, "earlier": main} {
+		if _, err := (&Sessions{Store: st}).Get("s1"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("after Erase the %s store still answers %v", name, err)
+		}
+	}
+	if _, err := ss.Get("s1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after Erase Get answers %v", err)
+	}
+}
+
 func BenchmarkEncodeSession(b *testing.B) {
 	at := time.Now()
 	s := &Session{CreatedAt: at, Touchpoints: []Touchpoint{{Network: "impact", Param: "irclickid", ClickID: "Qx-1_zAbCdEf",

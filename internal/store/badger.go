@@ -40,6 +40,15 @@ type Options struct {
 	NumMemtables int
 	// ValueLogFileSize in bytes; default 64 MiB.
 	ValueLogFileSize int64
+	// ValueThreshold is the value size from which Badger writes a value to
+	// the value log and keeps only a pointer to it in the LSM tree; default
+	// 64 KiB, so every record stays in the tree. A store of records that
+	// are written once and seldom rewritten (sessions) sets it low:
+	// flushes and compactions then move keys and pointers instead of whole
+	// records. Records that are rewritten (deliveries) are better kept in
+	// the tree, as every version written to the value log stays there, and
+	// mapped, until the value-log GC.
+	ValueThreshold int64
 	// BlockCacheSize in bytes; default 0: tables are not compressed, so a
 	// cache would only duplicate the mapped files. (Snappy compression
 	// with a cache was measured: its table-building buffers more than
@@ -80,6 +89,9 @@ func Open(o Options) (*Badger, error) {
 	if o.ValueLogFileSize == 0 {
 		o.ValueLogFileSize = 64 << 20
 	}
+	if o.ValueThreshold == 0 {
+		o.ValueThreshold = 64 << 10
+	}
 	if o.GCInterval == 0 {
 		o.GCInterval = 10 * time.Minute
 	}
@@ -96,9 +108,8 @@ func Open(o Options) (*Badger, error) {
 		WithNumLevelZeroTablesStall(4).
 		WithBaseTableSize(256 << 10).
 		WithValueLogFileSize(o.ValueLogFileSize).
-		// Records are small and stay in the LSM tree; anything above this
-		// goes to the value log (Badger requires it under 15% of a memtable).
-		WithValueThreshold(64 << 10).
+		// Badger requires the threshold under 15% of a memtable.
+		WithValueThreshold(o.ValueThreshold).
 		WithBlockCacheSize(o.BlockCacheSize).
 		WithCompression(options.None).
 		WithIndexCacheSize(0).
