@@ -124,13 +124,18 @@ func newBenchEnvOn(tb testing.TB, so store.Options, rules ...*Rule) *benchEnv {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = st.Close() })
+	sst, err := store.Open(sessionsOptions(so))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = sst.Close() })
 	ob := outbox.New(st)
 	ob.Configure(outbox.Settings{Durable: true}) // the default; a no-op on an in-memory store
 	signer, err := capture.NewSigner(capture.NewKey())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sessions := &capture.Sessions{Store: st, MaxTouchpoints: capture.DefaultMaxTouchpoints, TTL: DefaultWindow}
+	sessions := &capture.Sessions{Store: sst, Earlier: st, MaxTouchpoints: capture.DefaultMaxTouchpoints, TTL: DefaultWindow}
 	app := &App{
 		Cookie:           &Cookie{Name: DefaultCookieName},
 		MaxClickIDLength: capture.DefaultMaxClickIDLength,

@@ -59,6 +59,22 @@ func (r *runtime) Destruct() error {
 	return errors.Join(errs...)
 }
 
+// sessionsOptions are the options of the sessions store that goes with a
+// main store opened with so.
+func sessionsOptions(so store.Options) store.Options {
+	sso := so
+	if so.Logger != nil {
+		sso.Logger = so.Logger.Named("sessions")
+	}
+	// In memory there is no value log (Badger refuses values above the
+	// threshold there), so only a store on disk lowers it.
+	if !so.InMemory {
+		sso.Dir = filepath.Join(so.Dir, sessionsDir)
+		sso.ValueThreshold = sessionsValueThreshold
+	}
+	return sso
+}
+
 // poolKey returns the pool key of a storage setting.
 func poolKey(storage string) (string, error) {
 	if storage == memoryStorage {
@@ -80,15 +96,7 @@ func openRuntime(key string, so store.Options, do outbox.Options, logger *zap.Lo
 		if err != nil {
 			return nil, err
 		}
-		sso := so
-		sso.ValueThreshold = sessionsValueThreshold
-		if so.Logger != nil {
-			sso.Logger = so.Logger.Named("sessions")
-		}
-		if !so.InMemory {
-			sso.Dir = filepath.Join(so.Dir, sessionsDir)
-		}
-		ss, err := store.Open(sso)
+		ss, err := store.Open(sessionsOptions(so))
 		if err != nil {
 			_ = s.Close()
 			return nil, err
