@@ -21,9 +21,9 @@ import (
 // each twice the table size and grown to hold a flushed memtable, and they
 // dominated the heap of a draining 100k-delivery backlog: at Badger's
 // defaults the process peaked at 480 MB RSS, with 4 MiB memtables and 1 MiB
-// tables at 240-260 MB, with these at 183-203 MB. Smaller tables stop
-// paying off there: each table built also takes a fixed 3 MiB index
-// buffer, and more tables means more of them.
+// tables at 240-260 MB, with these at 183-203 MB, and 164-184 MB once the
+// 3 MiB index buffer Badger took for every table built was capped
+// (third_party/flatbuffers).
 type Options struct {
 	// Dir is the data directory; empty with InMemory.
 	Dir string
