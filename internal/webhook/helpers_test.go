@@ -79,6 +79,23 @@ func wantErr(tb testing.TB, err, want error) {
 
 // checkInvariants is what every Parse result must satisfy, whatever the
 // input: a known sentinel on error, and a usable order for order and status
+// parseCase parses req with p and checks the error against want (and the
+// invariants every Parse keeps). When Parse succeeded it also checks the
+// event's kind and returns the event with ok set, for the caller's own checks.
+func parseCase(tb testing.TB, p Provider, req *Request, want error, kind Kind) (Event, bool) {
+	tb.Helper()
+	ev, err := p.Parse(req)
+	wantErr(tb, err, want)
+	checkInvariants(tb, p, ev, err)
+	if err != nil {
+		return ev, false
+	}
+	if ev.Kind != kind {
+		tb.Fatalf("kind = %v, want %v (reason %q)", ev.Kind, kind, ev.Reason)
+	}
+	return ev, true
+}
+
 // events.
 func checkInvariants(tb testing.TB, p Provider, ev Event, err error) {
 	tb.Helper()

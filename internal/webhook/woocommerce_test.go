@@ -131,14 +131,9 @@ func TestWooCommerceParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := p.Parse(tt.req)
-			wantErr(t, err, tt.want)
-			checkInvariants(t, p, ev, err)
-			if err != nil {
+			ev, ok := parseCase(t, p, tt.req, tt.want, tt.kind)
+			if !ok {
 				return
-			}
-			if ev.Kind != tt.kind {
-				t.Fatalf("kind = %v, want %v (reason %q)", ev.Kind, tt.kind, ev.Reason)
 			}
 			if ev.Kind == KindIgnore && ev.Reason == "" {
 				t.Error("ignored without a reason")
