@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/caddy-postback/caddy-postback/internal/attribution"
@@ -88,6 +89,8 @@ type App struct {
 	// cookieTail holds the cookie's attributes for HTTP and HTTPS.
 	cookieTail [2]string
 	metrics    *metrics
+	// clickCounters are metrics.clicks per network, by recognizer index.
+	clickCounters []prometheus.Counter
 }
 
 // Cookie configures the session cookie.
@@ -219,6 +222,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if !a.DisableMetrics {
 		a.metrics = registerMetrics(ctx.GetMetricsRegistry())
+		for _, n := range rec.Networks() {
+			a.clickCounters = append(a.clickCounters, a.metrics.clicks.WithLabelValues(n.Name))
+		}
 	}
 	rt, loaded, err := openRuntime(key, so, a.dispatcherOptions(), a.logger)
 	if err != nil {

@@ -21,10 +21,8 @@ func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref
 	if a.ConsentCookie != "" && capture.CookieValue(r.Header, a.ConsentCookie) != a.ConsentValue {
 		return sessionID, ref
 	}
-	// Parsed once: Find and the sub IDs below both read it.
-	query := r.URL.Query()
-	hits, errs := a.recognizer.Find(query)
-	for _, err := range errs {
+	found := a.recognizer.Read(r.URL.RawQuery)
+	for _, err := range found.Errs {
 		if a.metrics != nil {
 			a.metrics.badClicks.Inc()
 		}
@@ -32,6 +30,7 @@ func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref
 			c.Write(zap.Error(err))
 		}
 	}
+	hits := found.Hits
 	if len(hits) == 0 {
 		return sessionID, ref
 	}
@@ -41,15 +40,6 @@ func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref
 		ip = capture.TruncateIP(ip)
 	}
 	nets := a.recognizer.Networks()
-	var subs map[string]string
-	for _, p := range capture.SubParams {
-		if v := query.Get(p); v != "" && capture.ValidClickID(v, a.MaxClickIDLength) == nil {
-			if subs == nil {
-				subs = map[string]string{}
-			}
-			subs[p] = v
-		}
-	}
 	landing, referrer, ua := landingURL(r), r.Referer(), r.UserAgent()
 	tps := make([]capture.Touchpoint, 0, len(hits))
 	for _, hit := range hits {
@@ -57,7 +47,7 @@ func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref
 		tps = append(tps, capture.Touchpoint{
 			Network: n.Name, Param: hit.Param, ClickID: hit.ClickID,
 			CapturedAt: t, ExpiresAt: t.Add(n.Window),
-			LandingURL: landing, Referrer: referrer, ClientIP: ip, UserAgent: ua, Subs: subs,
+			LandingURL: landing, Referrer: referrer, ClientIP: ip, UserAgent: ua, Subs: found.Subs,
 		})
 	}
 	fresh := sessionID == ""
@@ -81,9 +71,9 @@ func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref
 	// A new session gets its cookie; an old one is set again so that its
 	// lifetime runs from this click.
 	h.setCookie(w, r, ref)
-	for _, tp := range tps {
-		if a.metrics != nil {
-			a.metrics.clicks.WithLabelValues(tp.Network).Inc()
+	if a.clickCounters != nil {
+		for _, hit := range hits {
+			a.clickCounters[hit.Network].Inc()
 		}
 	}
 	if c := h.logger.Check(zap.DebugLevel, "click captured"); c != nil {
@@ -97,7 +87,9 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, value string
 	if r.TLS != nil {
 		tail = h.app.cookieTail[1]
 	}
-	w.Header().Add("Set-Cookie", h.app.Cookie.Name+"="+value+tail)
+	// The key is canonical already: Header.Add would check it again.
+	hdr := w.Header()
+	hdr["Set-Cookie"] = append(hdr["Set-Cookie"], h.app.Cookie.Name+"="+value+tail)
 }
 
 // provisionCookie checks the cookie settings and renders the attributes
@@ -131,11 +123,11 @@ func landingURL(r *http.Request) string {
 // "GA1.1.1197596843.1673515099" holds client ID "1197596843.1673515099".
 func gaClientID(r *http.Request) string {
 	v := capture.CookieValue(r.Header, "_ga")
-	parts := strings.Split(v, ".")
-	if len(parts) < 4 {
+	if strings.Count(v, ".") < 3 {
 		return ""
 	}
-	return parts[len(parts)-2] + "." + parts[len(parts)-1]
+	last := strings.LastIndexByte(v, '.')
+	return v[strings.LastIndexByte(v[:last], '.')+1:]
 }
 
 // now is the clock; tests replace it.

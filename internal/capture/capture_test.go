@@ -1,9 +1,11 @@
 package capture
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +68,64 @@ func TestRecognizerFind(t *testing.T) {
 	}
 }
 
+// TestRecognizerRead checks the one-pass scan of a landing query against
+// the parsed query it stands in for: Find on url.ParseQuery for click IDs,
+// and the first value (Values.Get) of each sub parameter.
+func TestRecognizerRead(t *testing.T) {
+	r := testRecognizer(t)
+	for _, q := range []string{
+		"",
+		"irclickid=Abc-123_x&utm_source=partner&sub1=spring",
+		"irclickid=first&irclickid=second",                    // the last value of a parameter counts
+		"transaction_id=t2&_ef_transaction_id=t1",             // the network's first-listed parameter wins
+		"fbclid=" + strings.Repeat("a", 65) + "&irclickid=ok", // one bad, one good
+		"fbclid=bad%20space&sub2=x",
+		"%69rclickid=escaped%2Dvalue&utm_%73ource=a+b",        // escaped names and values
+		"irclickid=a;b&sub1=c",                                // a ';' drops the pair, as ParseQuery does
+		"irclickid=%zz&sub1=%zz&sub1=second",                  // bad escapes drop the pair
+		"sub1=&sub1=later",                                    // Get's first value is empty: no sub
+		"sub1=" + strings.Repeat("s", 65) + "&utm_term=t",     // an oversized sub ID is not kept
+		"&&=x&irclickid&sub3=three&irclickid=",                // empty pairs, keys without values
+		"utm_source=a&utm_source=b&utm_medium=m&irclickid=id", // first sub value wins
+	} {
+		parsed, _ := url.ParseQuery(q)
+		wantHits, wantErrs := r.Find(parsed)
+		wantSubs := map[string]string{}
+		for _, p := range SubParams {
+			if v := parsed.Get(p); v != "" && ValidClickID(v, 64) == nil {
+				wantSubs[p] = v
+			}
+		}
+		got := r.Read(q)
+		if !sameHits(got.Hits, wantHits) {
+			t.Errorf("Read(%q) hits = %v, want %v", q, got.Hits, wantHits)
+		}
+		if len(got.Errs) != len(wantErrs) {
+			t.Errorf("Read(%q) errors = %v, want %v", q, got.Errs, wantErrs)
+		}
+		if len(got.Subs) != len(wantSubs) {
+			t.Errorf("Read(%q) subs = %v, want %v", q, got.Subs, wantSubs)
+		}
+		for k, v := range wantSubs {
+			if got.Subs[k] != v {
+				t.Errorf("Read(%q) sub %s = %q, want %q", q, k, got.Subs[k], v)
+			}
+		}
+	}
+}
+
+func sameHits(a, b []Hit) bool {
+	key := func(hs []Hit) []string {
+		var out []string
+		for _, h := range hs {
+			out = append(out, fmt.Sprint(h))
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(key(a), key(b))
+}
+
 func TestDuplicateParamIsAConfigError(t *testing.T) {
 	_, err := NewRecognizer([]Network{{Name: "a", Params: []string{"clickid"}}, {Name: "b", Params: []string{"clickid"}}}, 0)
 	if err == nil || !strings.Contains(err.Error(), "clickid") {
@@ -119,6 +179,10 @@ func TestCookieSignVerify(t *testing.T) {
 		if _, ok := s.Verify(bad); ok {
 			t.Errorf("%s cookie verified", name)
 		}
+	}
+	// Verify runs on every request that carries the cookie.
+	if n := testing.AllocsPerRun(100, func() { s.Verify(v) }); n != 0 {
+		t.Errorf("Verify allocates %v times", n)
 	}
 	if _, err := NewSigner([]byte("short")); err == nil {
 		t.Error("a short key must be refused")

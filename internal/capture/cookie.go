@@ -32,6 +32,15 @@ type Signer struct {
 	macs sync.Pool
 }
 
+// pooledMAC is a keyed HMAC with room for its input and sum, so that
+// signing does not allocate: bytes handed to the hash.Hash interface would
+// escape to the heap.
+type pooledMAC struct {
+	h   hash.Hash
+	in  [len(macDomain) + idLen]byte // macDomain, then the ID
+	sum [sha256.Size]byte
+}
+
 // NewSigner returns a Signer for key, which must be at least 32 bytes.
 func NewSigner(key []byte) (*Signer, error) {
 	if len(key) < minKeyBytes {
@@ -39,7 +48,11 @@ func NewSigner(key []byte) (*Signer, error) {
 	}
 	key = append([]byte(nil), key...)
 	s := &Signer{}
-	s.macs.New = func() any { return hmac.New(sha256.New, key) }
+	s.macs.New = func() any {
+		m := &pooledMAC{h: hmac.New(sha256.New, key)}
+		copy(m.in[:], macDomain)
+		return m
+	}
 	return s, nil
 }
 
@@ -52,10 +65,13 @@ func NewKey() []byte {
 
 // New returns a fresh session ID and its signed cookie value.
 func (s *Signer) New() (id, value string) {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	id = base64.RawURLEncoding.EncodeToString(b[:])
-	return id, id + s.mac(id)
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	var v [cookieLen]byte
+	base64.RawURLEncoding.Encode(v[:idLen], raw[:])
+	s.mac(v[idLen:], string(v[:idLen]))
+	value = string(v[:])
+	return value[:idLen], value
 }
 
 // Verify returns the session ID of a signed value, or ok=false for anything
@@ -64,22 +80,23 @@ func (s *Signer) Verify(value string) (id string, ok bool) {
 	if len(value) != cookieLen {
 		return "", false
 	}
-	id, mac := value[:idLen], value[idLen:]
-	if subtle.ConstantTimeCompare([]byte(mac), []byte(s.mac(id))) != 1 {
+	var want [macLen]byte
+	s.mac(want[:], value[:idLen])
+	if subtle.ConstantTimeCompare(want[:], []byte(value[idLen:])) != 1 {
 		return "", false
 	}
-	return id, true
+	return value[:idLen], true
 }
 
-func (s *Signer) mac(id string) string {
-	m := s.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(macDomain))
-	m.Write([]byte(id))
-	var sum [sha256.Size]byte
-	out := base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:16])
+// mac writes the base64url MAC of a session ID (idLen bytes) to dst
+// (macLen bytes).
+func (s *Signer) mac(dst []byte, id string) {
+	m := s.macs.Get().(*pooledMAC)
+	copy(m.in[len(macDomain):], id)
+	m.h.Reset()
+	m.h.Write(m.in[:])
+	base64.RawURLEncoding.Encode(dst, m.h.Sum(m.sum[:0])[:16])
 	s.macs.Put(m)
-	return out
 }
 
 // CookieValue returns the value of the named cookie from the request headers

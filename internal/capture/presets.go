@@ -46,3 +46,12 @@ var SubParams = []string{
 	"sub1", "sub2", "sub3", "sub4", "sub5", "sub6", "sub7", "sub8", "sub9", "sub10",
 	"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
 }
+
+// subParamIndex numbers SubParams for Recognizer.Read.
+var subParamIndex = func() map[string]int {
+	m := make(map[string]int, len(SubParams))
+	for i, p := range SubParams {
+		m[p] = i
+	}
+	return m
+}()

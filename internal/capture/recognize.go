@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -121,29 +122,113 @@ func lengthBit(n int) uint64 {
 // occurrence wins), and the invalid ones as errors. A bad click ID never
 // stops the request: it is just not captured.
 func (r *Recognizer) Find(query url.Values) ([]Hit, []error) {
+	var cands []Hit
+	for key, vals := range query {
+		if i, ok := r.byParam[key]; ok && len(vals) > 0 {
+			cands = append(cands, Hit{Network: i, Param: key, ClickID: vals[len(vals)-1]})
+		}
+	}
+	return r.hits(cands)
+}
+
+// Landing is what a landing URL's query holds for capture.
+type Landing struct {
+	// Hits are the valid click IDs, one per network.
+	Hits []Hit
+	// Subs holds the first value of each sub parameter (SubParams) that is
+	// a valid ID by the same rule as click IDs.
+	Subs map[string]string
+	// Errs are the rejected click IDs.
+	Errs []error
+}
+
+// Read scans a raw query once for click IDs (as Find does on the parsed
+// query) and sub parameters. It unescapes only what it keeps, and skips
+// pairs url.ParseQuery would reject (a ';', a bad escape), so it
+// reads a query the way Find reads its parsed form, without building the
+// map of every parameter on each landing request.
+func (r *Recognizer) Read(rawQuery string) Landing {
+	var l Landing
+	var buf [4]Hit
+	cands := buf[:0]
+	var subsSeen uint32
+	for q := rawQuery; q != ""; {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		if pair == "" || strings.IndexByte(pair, ';') >= 0 {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		key, ok := unescape(key)
+		if !ok {
+			continue
+		}
+		net, isClick := r.byParam[key]
+		sub, isSub := subParamIndex[key]
+		isSub = isSub && subsSeen&(1<<sub) == 0
+		if !isClick && !isSub {
+			continue
+		}
+		v, ok := unescape(value)
+		if !ok {
+			continue
+		}
+		if isClick {
+			cands = addCandidate(cands, Hit{Network: net, Param: key, ClickID: v})
+		}
+		if isSub {
+			subsSeen |= 1 << sub
+			if v != "" && ValidClickID(v, r.maxLen) == nil {
+				if l.Subs == nil {
+					l.Subs = make(map[string]string, 2)
+				}
+				l.Subs[key] = v
+			}
+		}
+	}
+	l.Hits, l.Errs = r.hits(cands)
+	return l
+}
+
+// addCandidate records a parameter's value; a later value of the same
+// parameter replaces the earlier one.
+func addCandidate(cands []Hit, h Hit) []Hit {
+	for i := range cands {
+		if cands[i].Param == h.Param {
+			cands[i] = h
+			return cands
+		}
+	}
+	return append(cands, h)
+}
+
+// unescape decodes a query component, without allocating when it holds no
+// escape.
+func unescape(s string) (string, bool) {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, true
+	}
+	u, err := url.QueryUnescape(s)
+	return u, err == nil
+}
+
+// hits validates the candidates, one value per parameter, and keeps one per
+// network: when a network's click ID comes under two of its parameters, the
+// one it lists first.
+func (r *Recognizer) hits(cands []Hit) ([]Hit, []error) {
 	var hits []Hit
 	var errs []error
-	seen := map[int]int{}
-	for key, vals := range query {
-		i, ok := r.byParam[key]
-		if !ok || len(vals) == 0 {
+	for _, h := range cands {
+		if err := ValidClickID(h.ClickID, r.maxLen); err != nil {
+			errs = append(errs, fmt.Errorf("network %s parameter %s: %w", r.networks[h.Network].Name, h.Param, err))
 			continue
 		}
-		v := vals[len(vals)-1]
-		if err := ValidClickID(v, r.maxLen); err != nil {
-			errs = append(errs, fmt.Errorf("network %s parameter %s: %w", r.networks[i].Name, key, err))
-			continue
+		at := slices.IndexFunc(hits, func(o Hit) bool { return o.Network == h.Network })
+		if at < 0 {
+			hits = append(hits, h)
+		} else if paramRank(r.networks[h.Network], h.Param) < paramRank(r.networks[h.Network], hits[at].Param) {
+			hits[at] = h
 		}
-		h := Hit{Network: i, Param: key, ClickID: v}
-		if at, dup := seen[i]; dup {
-			// Two parameters of one network: keep the one listed first.
-			if paramRank(r.networks[i], key) < paramRank(r.networks[i], hits[at].Param) {
-				hits[at] = h
-			}
-			continue
-		}
-		seen[i] = len(hits)
-		hits = append(hits, h)
 	}
 	return hits, errs
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -204,6 +203,7 @@ func encodeSession(s *Session) []byte {
 		size += 64 + len(t.ClickID) + len(t.LandingURL) + len(t.Referrer) + len(t.UserAgent)
 	}
 	w := codec.NewWriter(sessionFormat, size)
+	var keyBuf [16]string // SubParams fit; more spill to the heap
 	w.Int(s.CreatedAt.UnixNano())
 	w.String(s.GAClientID)
 	w.Uint(uint64(len(s.Touchpoints)))
@@ -218,7 +218,12 @@ func encodeSession(s *Session) []byte {
 		w.String(t.ClientIP)
 		w.String(t.UserAgent)
 		w.Uint(uint64(len(t.Subs)))
-		for _, k := range slices.Sorted(maps.Keys(t.Subs)) {
+		keys := keyBuf[:0]
+		for k := range t.Subs {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
 			w.String(k)
 			w.String(t.Subs[k])
 		}

@@ -34,6 +34,15 @@ type groupWrite struct {
 	done       chan groupResult
 }
 
+// writes pools groupWrites with their channels. A write goes back when its
+// caller returns, by which time every result sent to it has been received.
+var writes = sync.Pool{New: func() any { return &groupWrite{done: make(chan groupResult, 1)} }}
+
+func (w *groupWrite) release() {
+	w.key, w.value = nil, nil
+	writes.Put(w)
+}
+
 type groupResult struct {
 	err  error
 	lead bool // the caller commits the next group
@@ -56,7 +65,9 @@ func NewGroupWriter(s Store, maxBytes int) *GroupWriter {
 // Set writes key with the value and ttl (see Txn.Set) and returns once the
 // write is committed.
 func (g *GroupWriter) Set(key, value []byte, ttl time.Duration) error {
-	w := &groupWrite{key: key, value: value, ttl: ttl, done: make(chan groupResult, 1)}
+	w := writes.Get().(*groupWrite)
+	w.key, w.value, w.ttl = key, value, ttl
+	defer w.release()
 	g.mu.Lock()
 	g.queue = append(g.queue, w)
 	if g.running {
