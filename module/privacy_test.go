@@ -106,7 +106,8 @@ func TestGumroadTokenPath(t *testing.T) {
 	if i < 0 {
 		t.Fatalf("gumroad link not decorated: %s", page)
 	}
-	ref := page[i+len("pb_session=") : i+len("pb_session=")+44]
+	ref := page[i+len("pb_session="):]
+	ref = ref[:strings.IndexAny(ref, `"&`)]
 	form := url.Values{"sale_id": {"S-1"}, "price": {"2500"}, "currency": {"usd"}, "url_params[pb_session]": {ref},
 		"email": {"kim@example.org"}, "product_permalink": {"course"}}
 	postForm := func(path string) int {

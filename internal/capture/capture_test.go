@@ -1,6 +1,9 @@
 package capture
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -180,12 +183,47 @@ func TestCookieSignVerify(t *testing.T) {
 			t.Errorf("%s cookie verified", name)
 		}
 	}
+	// A value made before session IDs carried their time still verifies.
+	mac := hmac.New(sha256.New, []byte(strings.Repeat("k", 32)))
+	mac.Write([]byte(macDomain + "AAAAAAAAAAAAAAAAAAAAAA"))
+	old := "AAAAAAAAAAAAAAAAAAAAAA" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
+	if got, ok := s.Verify(old); !ok || got != "AAAAAAAAAAAAAAAAAAAAAA" {
+		t.Errorf("Verify(44-character value) = %q %v", got, ok)
+	}
+	if _, ok := other.Verify(old); ok {
+		t.Error("a 44-character value verified under another key")
+	}
 	// Verify runs on every request that carries the cookie.
 	if n := testing.AllocsPerRun(100, func() { s.Verify(v) }); n != 0 {
 		t.Errorf("Verify allocates %v times", n)
 	}
 	if _, err := NewSigner([]byte("short")); err == nil {
 		t.Error("a short key must be refused")
+	}
+}
+
+// TestSessionIDsSortByTime: every session made in a later millisecond has
+// an ID that sorts after the IDs made before, whatever the random part, so
+// the store appends new sessions.
+func TestSessionIDsSortByTime(t *testing.T) {
+	s, err := NewSigner([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(f func() time.Time) { now = f }(now)
+	base := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	highest := ""
+	for _, d := range []time.Duration{0, time.Millisecond, 63 * time.Millisecond, 64 * time.Millisecond,
+		time.Second, time.Hour, 30 * 24 * time.Hour, 20 * 365 * 24 * time.Hour} {
+		now = func() time.Time { return base.Add(d) }
+		ids := make([]string, 10)
+		for i := range ids {
+			ids[i], _ = s.New()
+		}
+		if lowest := slices.Min(ids); lowest <= highest {
+			t.Fatalf("ID made at +%v (%s) sorts before one made earlier (%s)", d, lowest, highest)
+		}
+		highest = slices.Max(ids)
 	}
 }
 

@@ -118,7 +118,7 @@ func (s *Sessions) merge(sess *Session, tps []Touchpoint) {
 }
 
 // Create records the touchpoints of a session that has just been made. Its
-// ID is 128 fresh random bits, so no record can exist yet: unlike Add it
+// ID holds 128 fresh random bits, so no record can exist yet: unlike Add it
 // writes without reading first, which spares every landing click a store
 // lookup that would only miss, and it shares its commit with the new
 // sessions of concurrent clicks (store.GroupWriter). It returns once the
