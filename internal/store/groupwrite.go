@@ -1,17 +1,19 @@
 package store
 
 import (
+	"runtime"
 	"sync"
 	"time"
 )
 
 // GroupWriter commits blind writes of concurrent callers together: whoever
-// finds no commit running commits everything queued so far in one
-// transaction, and a caller returns once its own write is committed (or
-// failed). Under load a captured click then shares the store's per-commit
-// costs (the transaction, its timestamps, the hand-off to the writer) with
-// the clicks that arrived while the previous commit ran; alone it commits
-// at once, as a transaction of its own would.
+// finds no commit running yields once to the goroutines ready to run, then
+// commits everything queued so far in one transaction, and a caller returns
+// once its own write is committed (or failed). Under load a captured click
+// then shares the store's per-commit costs (the transaction, its
+// timestamps, the hand-off to the writer) with the clicks that arrived
+// while the previous commit ran; alone it commits at once, as a
+// transaction of its own would.
 //
 // Only for writes that read nothing and whose keys no one else writes at
 // the same moment (a new session under a fresh random ID): such a
@@ -78,6 +80,13 @@ func (g *GroupWriter) Set(key, value []byte, ttl time.Duration) error {
 		g.mu.Lock()
 	}
 	g.running = true
+	// Let the goroutines that are ready to run go first: under load they
+	// are requests about to queue writes of their own, and joining this
+	// group spares each of them a commit (groups of about five instead of
+	// three or four on two busy CPUs). Alone, the caller is back at once.
+	g.mu.Unlock()
+	runtime.Gosched()
+	g.mu.Lock()
 	// This caller leads: its write is at the front of the queue.
 	n, size := 0, 0
 	for n < len(g.queue) {
