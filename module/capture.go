@@ -51,21 +51,18 @@ func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref
 		})
 	}
 	fresh := sessionID == ""
-	if fresh {
-		sessionID, ref = a.signer.New()
-	}
 	var err error
 	if fresh {
-		err = a.sessions.Create(sessionID, tps, gaClientID(r))
+		var id string
+		if id, err = a.sessions.Create(tps, gaClientID(r)); err == nil {
+			sessionID, ref = id, a.signer.Sign(id)
+		}
 	} else {
 		err = a.sessions.Add(sessionID, tps, gaClientID(r))
 	}
 	if err != nil {
 		// The visitor still gets the page; only this click is lost.
 		h.logger.Error("storing captured click", zap.Error(err))
-		if fresh {
-			return "", ""
-		}
 		return sessionID, ref
 	}
 	// A new session gets its cookie; an old one is set again so that its

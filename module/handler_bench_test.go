@@ -169,13 +169,13 @@ func newBenchEnvOn(tb testing.TB, so store.Options, rules ...*Rule) *benchEnv {
 	}
 
 	// A visitor who landed earlier with a click.
-	id, ref := signer.New()
 	t := time.Now()
 	tp := capture.Touchpoint{Network: "demo", Param: "clickid", ClickID: "bench-visitor", CapturedAt: t, ExpiresAt: t.Add(DefaultWindow)}
-	if err := sessions.Add(id, []capture.Touchpoint{tp}, ""); err != nil {
+	id, err := sessions.Create([]capture.Touchpoint{tp}, "")
+	if err != nil {
 		tb.Fatal(err)
 	}
-	return &benchEnv{h: h, app: app, session: id, cookie: ref}
+	return &benchEnv{h: h, app: app, session: id, cookie: signer.Sign(id)}
 }
 
 // thankYouRule is a confirmation page whose order comes from placeholders.
@@ -264,7 +264,7 @@ func BenchmarkNewClick(b *testing.B) {
 
 // BenchmarkNewClickParallel is BenchmarkNewClick with many visitors at
 // once on a store on disk, as a landing page under load sees them: their new
-// sessions share commits (store.GroupWriter).
+// sessions share commits (store.Group).
 func BenchmarkNewClickParallel(b *testing.B) {
 	env := newBenchEnvOn(b, store.Options{Dir: b.TempDir()}, thankYouRule())
 	var seq atomic.Int64

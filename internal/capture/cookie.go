@@ -13,34 +13,20 @@ import (
 	"sync"
 )
 
-// A session ID is the time it was made (Unix milliseconds, 7 characters of
-// sortableDigits) followed by 16 random bytes in base64url without padding
-// (22 characters). The time comes first so that new sessions sort after
-// the ones before them: the store inserts each at the end of its sorted
-// memtable, where the path is warm in the cache, instead of at a random
-// place, and the tables it flushes cover a span of time rather than
-// overlapping every older table, so compactions stay small.
-//
-// The cookie value is the ID followed by a truncated HMAC-SHA256 of it (16
-// bytes, base64url, 22 characters): 51 characters of [A-Za-z0-9_-], so it
-// can ride through a hosted checkout as a Stripe client_reference_id and be
-// verified when it returns. Values made before the time prefix (a 22
-// character ID, 44 in all) are still accepted.
+// A session cookie value is the session ID (see Sessions.Create) followed
+// by a truncated HMAC-SHA256 of it (16 bytes, base64url without padding, 22
+// characters): 62 characters of [A-Za-z0-9_-], so it can ride through a
+// hosted checkout as a Stripe client_reference_id and be verified when it
+// returns. Values made before session IDs were batched (a 22 character
+// random ID, 44 characters in all) are still accepted.
 const (
-	stampLen    = 7
-	randLen     = 22
-	idLen       = stampLen + randLen
-	oldIDLen    = randLen
+	oldIDLen    = 22
 	macLen      = 22
 	cookieLen   = idLen + macLen
 	oldLen      = oldIDLen + macLen
 	macDomain   = "caddy-postback session v1\x00"
 	minKeyBytes = 32
 )
-
-// sortableDigits are the 64 characters of base64url in ASCII order, so
-// that a number written with them sorts as the number does.
-const sortableDigits = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 
 // Signer makes and verifies session cookie values.
 type Signer struct {
@@ -80,20 +66,15 @@ func NewKey() []byte {
 	return k
 }
 
-// New returns a fresh session ID and its signed cookie value.
-func (s *Signer) New() (id, value string) {
-	var v [cookieLen]byte
-	ms := uint64(max(now().UnixMilli(), 0))
-	for i := stampLen - 1; i >= 0; i-- {
-		v[i] = sortableDigits[ms&63]
-		ms >>= 6
+// Sign returns the cookie value of a session ID made by Sessions.Create.
+func (s *Signer) Sign(id string) string {
+	if len(id) != idLen {
+		panic("capture: signing a session ID not made by Sessions.Create")
 	}
-	var raw [16]byte
-	_, _ = rand.Read(raw[:])
-	base64.RawURLEncoding.Encode(v[stampLen:idLen], raw[:])
-	s.mac(v[idLen:], string(v[:idLen]))
-	value = string(v[:])
-	return value[:idLen], value
+	var v [cookieLen]byte
+	copy(v[:], id)
+	s.mac(v[idLen:], id)
+	return string(v[:])
 }
 
 // Verify returns the session ID of a signed value, or ok=false for anything
@@ -115,8 +96,8 @@ func (s *Signer) Verify(value string) (id string, ok bool) {
 	return id, true
 }
 
-// mac writes the base64url MAC of a session ID (at most idLen bytes) to
-// dst (macLen bytes).
+// mac writes the base64url MAC of a session ID of idLen or oldIDLen bytes
+// to dst (macLen bytes).
 func (s *Signer) mac(dst []byte, id string) {
 	m := s.macs.Get().(*pooledMAC)
 	n := copy(m.in[len(macDomain):], id)

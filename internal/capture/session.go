@@ -1,6 +1,8 @@
 package capture
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,7 +68,7 @@ type Sessions struct {
 	TTL time.Duration
 
 	groupOnce sync.Once
-	group     *store.GroupWriter
+	group     *store.Group[*newSession]
 }
 
 // DefaultMaxTouchpoints is the per-session touchpoint cap.
@@ -78,7 +80,7 @@ const DefaultMaxTouchpoints = 20
 func (s *Sessions) Add(id string, tps []Touchpoint, gaClientID string) error {
 	key := store.Key(store.PrefixSession, id)
 	return s.Store.Update(func(txn store.Txn) error {
-		sess, err := getSession(txn, key)
+		sess, err := lookup(txn, key, id)
 		if errors.Is(err, store.ErrNotFound) {
 			sess, err = s.earlier(key)
 		}
@@ -117,17 +119,150 @@ func (s *Sessions) merge(sess *Session, tps []Touchpoint) {
 	}
 }
 
-// Create records the touchpoints of a session that has just been made. Its
-// ID holds 128 fresh random bits, so no record can exist yet: unlike Add it
-// writes without reading first, which spares every landing click a store
-// lookup that would only miss, and it shares its commit with the new
-// sessions of concurrent clicks (store.GroupWriter). It returns once the
-// session is committed, so the visitor's next request finds it.
-func (s *Sessions) Create(id string, tps []Touchpoint, gaClientID string) error {
-	sess := &Session{ID: id, CreatedAt: now(), GAClientID: gaClientID}
+// Create makes a session with the touchpoints of its first click and
+// returns its ID once it is committed, so the visitor's next request finds
+// it. It reads nothing first: the ID is new. New sessions of concurrent
+// clicks are committed together as one batch record (see newBatchID), which
+// spares each landing click most of a store write; a session's later
+// clicks give it a record of its own.
+func (s *Sessions) Create(tps []Touchpoint, gaClientID string) (string, error) {
+	sess := &Session{CreatedAt: now(), GAClientID: gaClientID}
 	s.merge(sess, tps)
-	s.groupOnce.Do(func() { s.group = store.NewGroupWriter(s.Store, 0) })
-	return s.group.Set(store.Key(store.PrefixSession, id), encodeSession(sess), s.TTL)
+	ns := &newSession{own: randomChars(ownRandomBytes), value: encodeSession(sess)}
+	s.groupOnce.Do(func() {
+		s.group = store.NewGroup(s.commitBatch, func(ns *newSession) int { return len(ns.own) + len(ns.value) }, 0)
+	})
+	if err := s.group.Do(ns); err != nil {
+		return "", err
+	}
+	return ns.id, nil
+}
+
+// A session made by Create has an ID of 40 characters of [A-Za-z0-9_-]:
+// the ID of the batch it was committed in (18 characters: the time,
+// Unix milliseconds in 7 sortableDigits, then 64 random bits), then 128
+// random bits of its own (22 characters). Batch IDs begin with the time so
+// that new batches sort after the ones before them: the store appends each
+// to its sorted memtable, where the path is warm in the cache, instead of
+// inserting it at a random place, and the tables it flushes cover a span of
+// time rather than overlapping every older table. A session's secret is
+// its own random part; the other sessions of its batch share only the
+// batch ID.
+const (
+	stampLen       = 7
+	batchIDLen     = stampLen + 11
+	ownRandomBytes = 16
+	idLen          = batchIDLen + 22
+)
+
+// sortableDigits are the 64 characters of base64url in ASCII order, so
+// that a number written with them sorts as the number does.
+const sortableDigits = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+
+// newBatchID returns the ID of a batch committed at t.
+func newBatchID(t time.Time) string {
+	var b [stampLen]byte
+	ms := uint64(max(t.UnixMilli(), 0))
+	for i := stampLen - 1; i >= 0; i-- {
+		b[i] = sortableDigits[ms&63]
+		ms >>= 6
+	}
+	return string(b[:]) + randomChars(8)
+}
+
+// randomChars returns n random bytes in base64url without padding.
+func randomChars(n int) string {
+	var b [ownRandomBytes]byte
+	_, _ = rand.Read(b[:n]) // crypto/rand.Read never fails on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b[:n])
+}
+
+// newSession is a session waiting in a Group for its batch.
+type newSession struct {
+	own   string // its own random part of the ID
+	value []byte // encodeSession
+	id    string // set once committed
+}
+
+// batchFormat is the first byte of a batch record: the time it expires
+// (Unix nanoseconds), then per session its own random part and its
+// encodeSession form.
+const batchFormat = 'B'
+
+type batchMember struct {
+	own   string
+	value []byte
+}
+
+// commitBatch writes new sessions as one record under a new batch ID.
+func (s *Sessions) commitBatch(sessions []*newSession) []error {
+	t := now()
+	id := newBatchID(t)
+	members := make([]batchMember, len(sessions))
+	for i, ns := range sessions {
+		members[i] = batchMember{own: ns.own, value: ns.value}
+	}
+	value := encodeBatch(t.Add(s.TTL), members)
+	err := s.Store.Update(func(txn store.Txn) error {
+		return txn.Set(store.Key(store.PrefixSessionBatch, id), value, s.TTL)
+	})
+	errs := make([]error, len(sessions))
+	for i, ns := range sessions {
+		errs[i] = err
+		ns.id = id + ns.own
+	}
+	return errs
+}
+
+func encodeBatch(expires time.Time, members []batchMember) []byte {
+	size := 16
+	for _, m := range members {
+		size += len(m.own) + len(m.value) + 4
+	}
+	w := codec.NewWriter(batchFormat, size)
+	w.Int(expires.UnixNano())
+	w.Uint(uint64(len(members)))
+	for _, m := range members {
+		w.String(m.own)
+		w.Bytes(m.value)
+	}
+	return w.Data()
+}
+
+func decodeBatch(v []byte) (time.Time, []batchMember, error) {
+	r := codec.NewReader(v, batchFormat)
+	expires := time.Unix(0, r.Int())
+	members := make([]batchMember, r.Count(2))
+	for i := range members {
+		members[i] = batchMember{own: r.String(), value: r.Bytes()}
+	}
+	if err := r.Done(); err != nil {
+		return time.Time{}, nil, fmt.Errorf("decoding session batch: %w", err)
+	}
+	return expires, members, nil
+}
+
+// lookup reads a session: its own record, or, for one made by Create that
+// has had no click since, its entry in its batch.
+func lookup(txn store.Txn, key []byte, id string) (*Session, error) {
+	sess, err := getSession(txn, key)
+	if !errors.Is(err, store.ErrNotFound) || len(id) != idLen {
+		return sess, err
+	}
+	v, err := txn.Get(store.Key(store.PrefixSessionBatch, id[:batchIDLen]))
+	if err != nil {
+		return nil, err
+	}
+	_, members, err := decodeBatch(v)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range members {
+		if m.own == id[batchIDLen:] {
+			return decodeStored(id, m.value)
+		}
+	}
+	return nil, store.ErrNotFound
 }
 
 // Get returns a session, or store.ErrNotFound.
@@ -136,7 +271,7 @@ func (s *Sessions) Get(id string) (*Session, error) {
 	var sess *Session
 	err := s.Store.View(func(txn store.Txn) error {
 		var err error
-		sess, err = getSession(txn, key)
+		sess, err = lookup(txn, key, id)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -164,11 +299,49 @@ func (s *Sessions) earlier(key []byte) (*Session, error) {
 func (s *Sessions) Erase(id string) (bool, error) {
 	key := store.Key(store.PrefixSession, id)
 	found, err := erase(s.Store, key)
+	if err == nil && len(id) == idLen {
+		var inBatch bool
+		inBatch, err = s.eraseFromBatch(id)
+		found = found || inBatch
+	}
 	if err != nil || s.Earlier == nil {
 		return found, err
 	}
 	foundEarlier, err := erase(s.Earlier, key)
 	return found || foundEarlier, err
+}
+
+// eraseFromBatch rewrites a session's batch without it (or deletes the
+// batch when it was the last), keeping the batch's expiry.
+func (s *Sessions) eraseFromBatch(id string) (bool, error) {
+	key := store.Key(store.PrefixSessionBatch, id[:batchIDLen])
+	found := false
+	err := s.Store.Update(func(txn store.Txn) error {
+		found = false
+		v, err := txn.Get(key)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		expires, members, err := decodeBatch(v)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(members, func(m batchMember) bool { return m.own == id[batchIDLen:] })
+		if i < 0 {
+			return nil
+		}
+		found = true
+		members = slices.Delete(members, i, i+1)
+		ttl := expires.Sub(now())
+		if len(members) == 0 || ttl <= 0 {
+			return txn.Delete(key)
+		}
+		return txn.Set(key, encodeBatch(expires, members), ttl)
+	})
+	return found, err
 }
 
 func erase(st store.Store, key []byte) (bool, error) {
@@ -301,7 +474,12 @@ func getSession(txn store.Txn, key []byte) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := decodeSession(string(key[len(store.PrefixSession):]), v)
+	return decodeStored(string(key[len(store.PrefixSession):]), v)
+}
+
+// decodeStored decodes a stored session with its touchpoints oldest first.
+func decodeStored(id string, v []byte) (*Session, error) {
+	s, err := decodeSession(id, v)
 	if err != nil {
 		return nil, err
 	}

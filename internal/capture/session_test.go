@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -105,9 +107,9 @@ func TestConcurrentCreatesAreEachReadable(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			id := fmt.Sprintf("s%03d", i)
 			tp := Touchpoint{Network: "impact", ClickID: fmt.Sprintf("c%d", i), CapturedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
-			if err := ss.Create(id, []Touchpoint{tp}, ""); err != nil {
+			id, err := ss.Create([]Touchpoint{tp}, "")
+			if err != nil {
 				errs <- err
 				return
 			}
@@ -143,7 +145,7 @@ func TestSessionsFromTheEarlierStore(t *testing.T) {
 	main, own := open(), open()
 	at := time.Now()
 	first := Touchpoint{Network: "impact", ClickID: "c1", CapturedAt: at, ExpiresAt: at.Add(time.Hour)}
-	if err := (&Sessions{Store: main, TTL: time.Hour}).Create("s1", []Touchpoint{first}, "GA1.1"); err != nil {
+	if err := (&Sessions{Store: main, TTL: time.Hour}).Add("s1", []Touchpoint{first}, "GA1.1"); err != nil {
 		t.Fatal(err)
 	}
 	ss := &Sessions{Store: own, Earlier: main, TTL: time.Hour}
@@ -182,6 +184,142 @@ func TestSessionsFromTheEarlierStore(t *testing.T) {
 	}
 	if _, err := ss.Get("s1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("after Erase Get answers %v", err)
+	}
+}
+
+// Sessions made together share one batch record until a later click gives
+// one a record of its own; each reads back as made, and erasing one leaves
+// the others.
+func TestSessionBatches(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ss := &Sessions{Store: st, TTL: time.Hour}
+	at := time.Now()
+	const n = 40
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			tp := Touchpoint{Network: "impact", ClickID: fmt.Sprintf("c%d", i), CapturedAt: at, ExpiresAt: at.Add(time.Hour)}
+			id, err := ss.Create([]Touchpoint{tp}, fmt.Sprintf("GA%d", i))
+			if err != nil {
+				t.Error(err)
+			}
+			ids[i] = id
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	batches := map[string][]int{}
+	for i, id := range ids {
+		if len(id) != idLen {
+			t.Fatalf("session ID %q is %d characters, want %d", id, len(id), idLen)
+		}
+		batches[id[:batchIDLen]] = append(batches[id[:batchIDLen]], i)
+	}
+	var shared []int
+	for _, members := range batches {
+		if len(members) > len(shared) {
+			shared = members
+		}
+	}
+	if len(shared) < 2 {
+		t.Fatalf("%d concurrent sessions in %d batches: none shared one", n, len(batches))
+	}
+	check := func(i int, clicks ...string) {
+		t.Helper()
+		s, err := ss.Get(ids[i])
+		if err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+		var got []string
+		for _, tp := range s.Touchpoints {
+			got = append(got, tp.ClickID)
+		}
+		if s.ID != ids[i] || s.GAClientID != fmt.Sprintf("GA%d", i) || !reflect.DeepEqual(got, clicks) {
+			t.Fatalf("session %d read as %s %s %v, want %s GA%d %v", i, s.ID, s.GAClientID, got, ids[i], i, clicks)
+		}
+	}
+	for i := range ids {
+		check(i, fmt.Sprintf("c%d", i))
+	}
+
+	// A second click: the session gets its own record, with both clicks.
+	a, b := shared[0], shared[1]
+	later := Touchpoint{Network: "awin", ClickID: "second", CapturedAt: at.Add(time.Second), ExpiresAt: at.Add(time.Hour)}
+	if err := ss.Add(ids[a], []Touchpoint{later}, ""); err != nil {
+		t.Fatal(err)
+	}
+	check(a, fmt.Sprintf("c%d", a), "second")
+
+	// Erasing one member of the batch keeps the others.
+	for _, i := range []int{a, b} {
+		found, err := ss.Erase(ids[i])
+		if err != nil || !found {
+			t.Fatalf("Erase(%d) = %v, %v", i, found, err)
+		}
+		if _, err := ss.Get(ids[i]); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("session %d after Erase: %v", i, err)
+		}
+		if found, err := ss.Erase(ids[i]); err != nil || found {
+			t.Fatalf("second Erase(%d) = %v, %v", i, found, err)
+		}
+	}
+	for _, i := range shared[2:] {
+		check(i, fmt.Sprintf("c%d", i))
+	}
+	// The erased sessions' data is gone from the batch record itself.
+	if err := st.View(func(txn store.Txn) error {
+		v, err := txn.Get(store.Key(store.PrefixSessionBatch, ids[a][:batchIDLen]))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, id := range []string{ids[a], ids[b]} {
+			if strings.Contains(string(v), id[batchIDLen:]) {
+				t.Errorf("batch record still holds erased session %s", id)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSessionIDsSortByTime: a session made in a later millisecond has an
+// ID that sorts after the IDs made before, whatever the random parts, so
+// the store appends new batches.
+func TestSessionIDsSortByTime(t *testing.T) {
+	st, err := store.Open(store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ss := &Sessions{Store: st, TTL: time.Hour}
+	defer func(f func() time.Time) { now = f }(now)
+	base := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	highest := ""
+	for _, d := range []time.Duration{0, time.Millisecond, 63 * time.Millisecond, 64 * time.Millisecond,
+		time.Second, time.Hour, 30 * 24 * time.Hour, 20 * 365 * 24 * time.Hour} {
+		now = func() time.Time { return base.Add(d) }
+		ids := make([]string, 5)
+		for i := range ids {
+			tp := Touchpoint{Network: "n", ClickID: "c", CapturedAt: now(), ExpiresAt: now().Add(time.Hour)}
+			if ids[i], err = ss.Create([]Touchpoint{tp}, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if lowest := slices.Min(ids); lowest <= highest {
+			t.Fatalf("ID made at +%v (%s) sorts before one made earlier (%s)", d, lowest, highest)
+		}
+		highest = slices.Max(ids)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 //
 //	meta/<name>                      settings kept by the tracker (the cookie signing key)
 //	s/<session id>                   session: its touchpoints (TTL = longest window)
+//	sb/<batch id>                    sessions made together, until each has a record of its own
 //	o/<order key>                    order seen for a session (page or webhook), for joining
 //	i/<network>/<event>/<order id>   idempotency marker → delivery id
 //	e/<provider>/<event id>          webhook event already processed
@@ -19,16 +20,17 @@ import (
 //	x/<delivery id>                  dead-letter index
 //	w/<webhook id>                   authentic but unparseable webhook, kept for inspection
 const (
-	PrefixMeta       = "meta/"
-	PrefixSession    = "s/"
-	PrefixOrder      = "o/"
-	PrefixIdempotent = "i/"
-	PrefixEvent      = "e/"
-	PrefixConversion = "c/"
-	PrefixDelivery   = "d/"
-	PrefixDue        = "q/"
-	PrefixDead       = "x/"
-	PrefixWebhook    = "w/"
+	PrefixMeta         = "meta/"
+	PrefixSession      = "s/"
+	PrefixSessionBatch = "sb/"
+	PrefixOrder        = "o/"
+	PrefixIdempotent   = "i/"
+	PrefixEvent        = "e/"
+	PrefixConversion   = "c/"
+	PrefixDelivery     = "d/"
+	PrefixDue          = "q/"
+	PrefixDead         = "x/"
+	PrefixWebhook      = "w/"
 )
 
 // Key joins a prefix and parts with '/'.
