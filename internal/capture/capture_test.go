@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddy-postback/caddy-postback/internal/store"
 )
 
 func testRecognizer(t *testing.T) *Recognizer {
@@ -224,11 +222,7 @@ func TestCookieValue(t *testing.T) {
 }
 
 func TestSessionsAddCapAndRepeat(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, true)
 	ss := &Sessions{Store: st, MaxTouchpoints: 3, TTL: time.Hour}
 	t0 := time.Now()
 	for i, id := range []string{"a", "b", "c", "d", "c"} {

@@ -14,6 +14,22 @@ import (
 	"github.com/caddy-postback/caddy-postback/internal/store"
 )
 
+// openStore opens a real store, on disk in a temporary directory or in
+// memory, closed when the test ends.
+func openStore(t *testing.T, inMemory bool) *store.Badger {
+	t.Helper()
+	o := store.Options{InMemory: inMemory}
+	if !inMemory {
+		o.Dir = t.TempDir()
+	}
+	st, err := store.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 func TestSessionEncodingRoundTrip(t *testing.T) {
 	at := time.Unix(0, 1771000000123456789)
 	tests := []struct {
@@ -96,11 +112,7 @@ func FuzzDecodeSession(f *testing.F) {
 // Sessions created at the same moment share commits, and each is readable
 // as soon as its Create returns.
 func TestConcurrentCreatesAreEachReadable(t *testing.T) {
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, false)
 	ss := &Sessions{Store: st, TTL: time.Hour}
 	const n = 200
 	var wg sync.WaitGroup
@@ -134,15 +146,7 @@ func TestConcurrentCreatesAreEachReadable(t *testing.T) {
 // own are still found, move to the new store with their next click, and an
 // erasure removes them from both.
 func TestSessionsFromTheEarlierStore(t *testing.T) {
-	open := func() *store.Badger {
-		st, err := store.Open(store.Options{Dir: t.TempDir()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	main, own := open(), open()
+	main, own := openStore(t, false), openStore(t, false)
 	at := time.Now()
 	first := Touchpoint{Network: "impact", ClickID: "c1", CapturedAt: at, ExpiresAt: at.Add(time.Hour)}
 	if err := (&Sessions{Store: main, TTL: time.Hour}).Add("s1", []Touchpoint{first}, "GA1.1"); err != nil {
@@ -191,11 +195,7 @@ func TestSessionsFromTheEarlierStore(t *testing.T) {
 // one a record of its own; each reads back as made, and erasing one leaves
 // the others.
 func TestSessionBatches(t *testing.T) {
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, false)
 	ss := &Sessions{Store: st, TTL: time.Hour}
 	at := time.Now()
 	const n = 40
@@ -297,11 +297,7 @@ func TestSessionBatches(t *testing.T) {
 // ID that sorts after the IDs made before, whatever the random parts, so
 // the store appends new batches.
 func TestSessionIDsSortByTime(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, true)
 	ss := &Sessions{Store: st, TTL: time.Hour}
 	defer func(f func() time.Time) { now = f }(now)
 	base := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -312,9 +308,11 @@ func TestSessionIDsSortByTime(t *testing.T) {
 		ids := make([]string, 5)
 		for i := range ids {
 			tp := Touchpoint{Network: "n", ClickID: "c", CapturedAt: now(), ExpiresAt: now().Add(time.Hour)}
-			if ids[i], err = ss.Create([]Touchpoint{tp}, ""); err != nil {
+			id, err := ss.Create([]Touchpoint{tp}, "")
+			if err != nil {
 				t.Fatal(err)
 			}
+			ids[i] = id
 		}
 		if lowest := slices.Min(ids); lowest <= highest {
 			t.Fatalf("ID made at +%v (%s) sorts before one made earlier (%s)", d, lowest, highest)
