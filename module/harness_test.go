@@ -142,6 +142,14 @@ func shop(t *testing.T, pages map[string]func(w http.ResponseWriter, r *http.Req
 	return s
 }
 
+// htmlPage serves body as an HTML page.
+func htmlPage[B string | []byte](body B) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte(body))
+	}
+}
+
 func hostPort(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
 func mustURL(t *testing.T) *url.URL {

@@ -136,10 +136,7 @@ func TestOrdersFromPages(t *testing.T) {
 			w.Header().Set("Content-Type", "text/html; charset=UTF-8")
 			_, _ = w.Write(body)
 		},
-		"/checkout/onepage/success/": func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/html")
-			_, _ = w.Write(magento)
-		},
+		"/checkout/onepage/success/": htmlPage(magento),
 		"/api/orders/100482": func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(spa)
@@ -200,14 +197,8 @@ func TestStreamingAndCaps(t *testing.T) {
 			}
 			_, _ = fmt.Fprintf(w, purchase+"</body></html>", "S9")
 		},
-		"/small/early": func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/html")
-			_, _ = fmt.Fprintf(w, purchase+filler+filler, "E1")
-		},
-		"/small/late": func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/html")
-			_, _ = fmt.Fprintf(w, filler+filler+purchase, "L1")
-		},
+		"/small/early": htmlPage(fmt.Sprintf(purchase+filler+filler, "E1")),
+		"/small/late":  htmlPage(fmt.Sprintf(filler+filler+purchase, "L1")),
 		"/checkout/order-received/bad/": func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			w.Header().Set("Content-Encoding", "gzip")

@@ -75,10 +75,7 @@ func TestConsentAndIPTruncation(t *testing.T) {
 func TestGumroadTokenPath(t *testing.T) {
 	net := newNetwork(t)
 	up := shop(t, map[string]func(http.ResponseWriter, *http.Request){
-		"/": func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/html")
-			_, _ = fmt.Fprint(w, `<a href="https://seller.gumroad.com/l/course">Buy</a>`)
-		},
+		"/": htmlPage(`<a href="https://seller.gumroad.com/l/course">Buy</a>`),
 	})
 	const token = "gr_token_0123456789abcdef"
 	cfg := fmt.Sprintf(`{

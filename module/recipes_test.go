@@ -82,10 +82,7 @@ func TestRecipeWooCommercePage(t *testing.T) {
 	net := newNetwork(t)
 	woo := testdata(t, "woocommerce-thankyou.html")
 	up := shop(t, map[string]func(http.ResponseWriter, *http.Request){
-		"/checkout/order-received/727/": func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/html")
-			_, _ = w.Write(woo)
-		},
+		"/checkout/order-received/727/": htmlPage(woo),
 		"/": func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			if r.URL.Query().Get("order-received") == "728" { // plain permalinks
@@ -162,10 +159,7 @@ func TestRecipeGA4SiteWithMeta(t *testing.T) {
 	net := newNetwork(t)
 	page := testdata(t, "gtag-purchase.html")
 	up := shop(t, map[string]func(http.ResponseWriter, *http.Request){
-		"/order/complete": func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/html")
-			_, _ = w.Write(page)
-		},
+		"/order/complete": htmlPage(page),
 	})
 	loadRecipe(t, "ga4-site.Caddyfile", map[string]string{
 		"VOLUUM_URL": net.URL, "META_URL": net.URL, "META_PIXEL_ID": "1234567890", "META_TOKEN": "EAAtoken", "UPSTREAM": hostPort(up),
@@ -271,10 +265,7 @@ func TestRecipeStripePaymentLinks(t *testing.T) {
 func TestRecipeLemonSqueezy(t *testing.T) {
 	net := newNetwork(t)
 	up := shop(t, map[string]func(http.ResponseWriter, *http.Request){
-		"/": func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/html")
-			_, _ = io.WriteString(w, `<a href="https://mystore.lemonsqueezy.com/checkout/buy/6e5c0b1d?embed=1">Buy</a>`)
-		},
+		"/": htmlPage(`<a href="https://mystore.lemonsqueezy.com/checkout/buy/6e5c0b1d?embed=1">Buy</a>`),
 	})
 	const secret = "ls_signing_secret"
 	loadRecipe(t, "lemonsqueezy.Caddyfile", map[string]string{"KEITARO_URL": net.URL, "LS_SIGNING_SECRET": secret, "UPSTREAM": hostPort(up)})

@@ -128,7 +128,7 @@ func (s *Sessions) merge(sess *Session, tps []Touchpoint) {
 func (s *Sessions) Create(tps []Touchpoint, gaClientID string) (string, error) {
 	sess := &Session{CreatedAt: now(), GAClientID: gaClientID}
 	s.merge(sess, tps)
-	ns := &newSession{own: randomChars(ownRandomBytes), value: encodeSession(sess)}
+	ns := &newSession{batchMember: batchMember{own: randomChars(ownRandomBytes), value: encodeSession(sess)}}
 	s.groupOnce.Do(func() {
 		s.group = store.NewGroup(s.commitBatch, func(ns *newSession) int { return len(ns.own) + len(ns.value) }, 0)
 	})
@@ -179,9 +179,8 @@ func randomChars(n int) string {
 
 // newSession is a session waiting in a Group for its batch.
 type newSession struct {
-	own   string // its own random part of the ID
-	value []byte // encodeSession
-	id    string // set once committed
+	batchMember
+	id string // set once committed
 }
 
 // batchFormat is the first byte of a batch record: the time it expires
@@ -190,8 +189,8 @@ type newSession struct {
 const batchFormat = 'B'
 
 type batchMember struct {
-	own   string
-	value []byte
+	own   string // the session's own random part of its ID
+	value []byte // encodeSession
 }
 
 // commitBatch writes new sessions as one record under a new batch ID.
@@ -200,7 +199,7 @@ func (s *Sessions) commitBatch(sessions []*newSession) []error {
 	id := newBatchID(t)
 	members := make([]batchMember, len(sessions))
 	for i, ns := range sessions {
-		members[i] = batchMember{own: ns.own, value: ns.value}
+		members[i] = ns.batchMember
 	}
 	value := encodeBatch(t.Add(s.TTL), members)
 	err := s.Store.Update(func(txn store.Txn) error {
@@ -268,12 +267,7 @@ func lookup(txn store.Txn, key []byte, id string) (*Session, error) {
 // Get returns a session, or store.ErrNotFound.
 func (s *Sessions) Get(id string) (*Session, error) {
 	key := store.Key(store.PrefixSession, id)
-	var sess *Session
-	err := s.Store.View(func(txn store.Txn) error {
-		var err error
-		sess, err = lookup(txn, key, id)
-		return err
-	})
+	sess, err := store.Read(s.Store, func(txn store.Txn) (*Session, error) { return lookup(txn, key, id) })
 	if errors.Is(err, store.ErrNotFound) {
 		return s.earlier(key)
 	}
@@ -285,13 +279,7 @@ func (s *Sessions) earlier(key []byte) (*Session, error) {
 	if s.Earlier == nil {
 		return nil, store.ErrNotFound
 	}
-	var sess *Session
-	err := s.Earlier.View(func(txn store.Txn) error {
-		var err error
-		sess, err = getSession(txn, key)
-		return err
-	})
-	return sess, err
+	return store.Read(s.Earlier, func(txn store.Txn) (*Session, error) { return getSession(txn, key) })
 }
 
 // Erase deletes a session and its touchpoints (a visitor's erasure

@@ -90,25 +90,16 @@ func (r *Reader) fail(what string) {
 }
 
 // Uint reads an unsigned varint.
-func (r *Reader) Uint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("varint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+func (r *Reader) Uint() uint64 { return readVarint(r, binary.Uvarint) }
 
 // Int reads a signed varint.
-func (r *Reader) Int() int64 {
+func (r *Reader) Int() int64 { return readVarint(r, binary.Varint) }
+
+func readVarint[T uint64 | int64](r *Reader, decode func([]byte) (T, int)) T {
 	if r.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(r.b)
+	v, n := decode(r.b)
 	if n <= 0 {
 		r.fail("varint")
 		return 0

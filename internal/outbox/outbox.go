@@ -202,13 +202,7 @@ func getDelivery(txn store.Txn, id string) (*Delivery, error) {
 
 // Delivery returns one delivery.
 func (o *Outbox) Delivery(id string) (*Delivery, error) {
-	var d *Delivery
-	err := o.store.View(func(txn store.Txn) error {
-		var err error
-		d, err = getDelivery(txn, id)
-		return err
-	})
-	return d, err
+	return store.Read(o.store, func(txn store.Txn) (*Delivery, error) { return getDelivery(txn, id) })
 }
 
 // Filter selects deliveries in a listing.

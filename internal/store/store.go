@@ -37,6 +37,17 @@ type Store interface {
 	Close() error
 }
 
+// Read runs get in a read-only transaction of st and returns what it read.
+func Read[T any](st Store, get func(Txn) (T, error)) (T, error) {
+	var v T
+	err := st.View(func(txn Txn) error {
+		var err error
+		v, err = get(txn)
+		return err
+	})
+	return v, err
+}
+
 // Txn is one transaction. Byte slices passed to fn callbacks are valid only
 // during the callback; Get returns a copy.
 type Txn interface {
