@@ -71,7 +71,7 @@ type Badger struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
-	syncs  *syncGroup
+	syncs  *Group[func() error]
 	dirty  atomic.Bool // writes committed since the last flush
 }
 
@@ -198,7 +198,7 @@ func (s *Badger) Sync() error {
 	if s.db.Opts().InMemory {
 		return nil
 	}
-	return s.syncs.do(s.db.Sync)
+	return s.syncs.Do(s.db.Sync)
 }
 
 // Close stops the GC loop, then closes the database. Later calls do nothing.

@@ -26,7 +26,7 @@ func TestSyncGroupSharesFlushes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := g.do(flush); err != nil {
+			if err := g.Do(flush); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -42,7 +42,7 @@ func TestSyncGroupWaitsForALaterFlush(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int64
 	go func() {
-		_ = g.do(func() error { calls.Add(1); <-release; return nil })
+		_ = g.Do(func() error { calls.Add(1); <-release; return nil })
 	}()
 	for calls.Load() == 0 {
 		time.Sleep(time.Millisecond)
@@ -50,7 +50,7 @@ func TestSyncGroupWaitsForALaterFlush(t *testing.T) {
 	// This caller arrives while a flush runs: it must get a flush of its
 	// own, which reports its own error.
 	done := make(chan error)
-	go func() { done <- g.do(func() error { calls.Add(1); return errors.New("disk full") }) }()
+	go func() { done <- g.Do(func() error { calls.Add(1); return errors.New("disk full") }) }()
 	time.Sleep(10 * time.Millisecond)
 	close(release)
 	if err := <-done; err == nil || calls.Load() != 2 {
