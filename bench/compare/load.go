@@ -42,10 +42,22 @@ type result struct {
 	elapsed  time.Duration
 	latency  []time.Duration // time to the last byte, sorted
 	ttfb     []time.Duration // time to the first byte, sorted (when asked)
+	// caddyCPU and selfCPU are the CPU time the Caddy under test and this
+	// program used during the run (zero where /proc is missing).
+	caddyCPU, selfCPU time.Duration
 }
 
 // rps is the completed requests per second.
 func (r *result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+// cpuPerRequest is the CPU time Caddy and this program spent per completed
+// request.
+func (r *result) cpuPerRequest() (caddy, self time.Duration) {
+	if r.requests == 0 {
+		return 0, 0
+	}
+	return r.caddyCPU / time.Duration(r.requests), r.selfCPU / time.Duration(r.requests)
+}
 
 // newTransport is a keep-alive transport with a single connection, so that
 // a run with n workers holds exactly n connections.
