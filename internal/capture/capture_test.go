@@ -2,6 +2,7 @@ package capture
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -161,7 +162,11 @@ func TestCookieSignVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := NewSigner([]byte(strings.Repeat("o", 32)))
-	newID := func() string { return newBatchID(time.Now()) + randomChars(ownRandomBytes) }
+	newID := func() string {
+		random := make([]byte, batchRandomBytes+ownRandomBytes)
+		_, _ = rand.Read(random)
+		return newBatchID(time.Now(), random) + base64.RawURLEncoding.EncodeToString(random[batchRandomBytes:])
+	}
 	id := newID()
 	v := s.Sign(id)
 	if !regexp.MustCompile(`^[A-Za-z0-9_-]{1,200}$`).MatchString(v) {

@@ -128,9 +128,9 @@ func (s *Sessions) merge(sess *Session, tps []Touchpoint) {
 func (s *Sessions) Create(tps []Touchpoint, gaClientID string) (string, error) {
 	sess := &Session{CreatedAt: now(), GAClientID: gaClientID}
 	s.merge(sess, tps)
-	ns := &newSession{batchMember: batchMember{own: randomChars(ownRandomBytes), value: encodeSession(sess)}}
+	ns := &newSession{batchMember: batchMember{value: encodeSession(sess)}}
 	s.groupOnce.Do(func() {
-		s.group = store.NewGroup(s.commitBatch, func(ns *newSession) int { return len(ns.own) + len(ns.value) }, 0)
+		s.group = store.NewGroup(s.commitBatch, func(ns *newSession) int { return ownChars + len(ns.value) }, 0)
 	})
 	if err := s.group.Do(ns); err != nil {
 		return "", err
@@ -149,32 +149,29 @@ func (s *Sessions) Create(tps []Touchpoint, gaClientID string) (string, error) {
 // its own random part; the other sessions of its batch share only the
 // batch ID.
 const (
-	stampLen       = 7
-	batchIDLen     = stampLen + 11
-	ownRandomBytes = 16
-	idLen          = batchIDLen + 22
+	stampLen         = 7
+	batchRandomBytes = 8
+	batchIDLen       = stampLen + 11
+	ownRandomBytes   = 16
+	ownChars         = 22
+	idLen            = batchIDLen + ownChars
 )
 
 // sortableDigits are the 64 characters of base64url in ASCII order, so
 // that a number written with them sorts as the number does.
 const sortableDigits = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 
-// newBatchID returns the ID of a batch committed at t.
-func newBatchID(t time.Time) string {
-	var b [stampLen]byte
+// newBatchID returns the ID of a batch committed at t, with
+// batchRandomBytes of random.
+func newBatchID(t time.Time, random []byte) string {
+	var b [batchIDLen]byte
 	ms := uint64(max(t.UnixMilli(), 0))
 	for i := stampLen - 1; i >= 0; i-- {
 		b[i] = sortableDigits[ms&63]
 		ms >>= 6
 	}
-	return string(b[:]) + randomChars(8)
-}
-
-// randomChars returns n random bytes in base64url without padding.
-func randomChars(n int) string {
-	var b [ownRandomBytes]byte
-	_, _ = rand.Read(b[:n]) // crypto/rand.Read never fails on supported platforms
-	return base64.RawURLEncoding.EncodeToString(b[:n])
+	base64.RawURLEncoding.Encode(b[stampLen:], random[:batchRandomBytes])
+	return string(b[:])
 }
 
 // newSession is a session waiting in a Group for its batch.
@@ -193,12 +190,17 @@ type batchMember struct {
 	value []byte // encodeSession
 }
 
-// commitBatch writes new sessions as one record under a new batch ID.
+// commitBatch writes new sessions as one record under a new batch ID. One
+// read of the system's random source serves the batch ID and the own part
+// of every session's ID.
 func (s *Sessions) commitBatch(sessions []*newSession) []error {
 	t := now()
-	id := newBatchID(t)
+	random := make([]byte, batchRandomBytes+ownRandomBytes*len(sessions))
+	_, _ = rand.Read(random) // crypto/rand.Read never fails on supported platforms
+	id := newBatchID(t, random)
 	members := make([]batchMember, len(sessions))
 	for i, ns := range sessions {
+		ns.own = base64.RawURLEncoding.EncodeToString(random[batchRandomBytes+i*ownRandomBytes:][:ownRandomBytes])
 		members[i] = ns.batchMember
 	}
 	value := encodeBatch(t.Add(s.TTL), members)

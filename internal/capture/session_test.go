@@ -216,10 +216,15 @@ func TestSessionBatches(t *testing.T) {
 		t.FailNow()
 	}
 	batches := map[string][]int{}
+	seen := map[string]bool{}
 	for i, id := range ids {
 		if len(id) != idLen {
 			t.Fatalf("session ID %q is %d characters, want %d", id, len(id), idLen)
 		}
+		if seen[id[batchIDLen:]] {
+			t.Fatalf("session ID %q repeats another session's own part", id)
+		}
+		seen[id[batchIDLen:]] = true
 		batches[id[:batchIDLen]] = append(batches[id[:batchIDLen]], i)
 	}
 	var shared []int
