@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -162,24 +163,22 @@ func (h *Handler) provisionWebhooks(_ caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("webhook %s: %w", wh.Path, err)
 		}
-		paths := []string{wh.Path}
 		if wh.Provider == "gumroad" {
 			// Gumroad signs nothing: the secret token is the last path
-			// segment. Any other segment under the path is refused by the
-			// provider (401) rather than passed on to the site.
+			// segment, which the provider checks. Any other segment under
+			// the path is refused there (401) rather than passed on to the
+			// site.
 			base := strings.TrimSuffix(wh.Path, "/") + "/"
-			h.tokenPaths = append(h.tokenPaths, tokenPath{prefix: base, wh: wh})
-			paths = paths[:0]
-			for _, s := range secrets {
-				paths = append(paths, base+s)
-			}
-		}
-		for _, p := range paths {
-			if _, dup := h.webhooks[p]; dup {
+			if slices.ContainsFunc(h.tokenPaths, func(tp tokenPath) bool { return tp.prefix == base }) {
 				return fmt.Errorf("webhook path %s declared twice", wh.Path)
 			}
-			h.webhooks[p] = wh
+			h.tokenPaths = append(h.tokenPaths, tokenPath{prefix: base, wh: wh})
+			continue
 		}
+		if _, dup := h.webhooks[wh.Path]; dup {
+			return fmt.Errorf("webhook path %s declared twice", wh.Path)
+		}
+		h.webhooks[wh.Path] = wh
 	}
 	return nil
 }
