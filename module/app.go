@@ -128,8 +128,9 @@ type Delivery struct {
 	// Durable flushes the store to disk before a conversion is
 	// acknowledged (a webhook answered), so queued postbacks survive power
 	// loss or a kernel crash too. Without it they survive any crash of the
-	// process (see also FlushInterval). Default: false. Measured cost: webhook p99 under 200 concurrent deliveries
-	// rises from a few ms to about 100 ms on a 2-core machine.
+	// process (see also FlushInterval). Default: false. Measured cost on a
+	// 2-core machine, Stripe webhooks from 200 clients at 500/s: p99 33-52
+	// ms with it, 22-24 ms without.
 	Durable *bool `json:"durable,omitempty"`
 }
 
