@@ -93,7 +93,7 @@ func TestRecognizerRead(t *testing.T) {
 		parsed, _ := url.ParseQuery(q)
 		wantHits, wantErrs := r.Find(parsed)
 		wantSubs := map[string]string{}
-		for _, p := range SubParams {
+		for _, p := range record.SubParams {
 			if v := parsed.Get(p); v != "" && ValidClickID(v, 64) == nil {
 				wantSubs[p] = v
 			}

@@ -3,6 +3,8 @@
 // session cookie that ties later orders to those clicks.
 package capture
 
+import "github.com/caddy-postback/caddy-postback/internal/record"
+
 // Preset is a network's click-ID query parameters, as the network appends
 // them to landing URLs.
 type Preset struct {
@@ -40,17 +42,10 @@ var Presets = map[string]Preset{
 	"generic":      {Params: []string{"clickid", "click_id"}, Role: "affiliate"},
 }
 
-// SubParams are the landing-URL parameters kept with a touchpoint besides
-// the click ID, so postbacks can echo them ({sub1}, {utm_source}, …).
-var SubParams = []string{
-	"sub1", "sub2", "sub3", "sub4", "sub5", "sub6", "sub7", "sub8", "sub9", "sub10",
-	"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-}
-
-// subParamIndex numbers SubParams for Recognizer.Read.
+// subParamIndex numbers record.SubParams for Recognizer.Read.
 var subParamIndex = func() map[string]int {
-	m := make(map[string]int, len(SubParams))
-	for i, p := range SubParams {
+	m := make(map[string]int, len(record.SubParams))
+	for i, p := range record.SubParams {
 		m[p] = i
 	}
 	return m

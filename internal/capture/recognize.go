@@ -135,7 +135,7 @@ func (r *Recognizer) Find(query url.Values) ([]Hit, []error) {
 type Landing struct {
 	// Hits are the valid click IDs, one per network.
 	Hits []Hit
-	// Subs holds the first value of each sub parameter (SubParams) that is
+	// Subs holds the first value of each sub parameter (record.SubParams) that is
 	// a valid ID by the same rule as click IDs.
 	Subs map[string]string
 	// Errs are the rejected click IDs.

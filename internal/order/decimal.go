@@ -14,10 +14,43 @@ import (
 const maxScale = 8
 
 // Decimal is an exact decimal number: Coef × 10^-Scale. Money is never held
-// in a float, so 0.1 + 0.2 stays 0.3 and "1,234.50" stays 1234.50.
+// in a float, so 0.1 + 0.2 stays 0.3 and "1,234.50" stays 1234.50. In JSON
+// it is a string of its digits ("49.90"), as people read amounts.
 type Decimal struct {
-	Coef  int64 `json:"c"`
-	Scale uint8 `json:"s,omitempty"`
+	Coef  int64
+	Scale uint8
+}
+
+// MarshalText writes the value with all its digits: "49.90".
+func (d Decimal) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads a value written by MarshalText.
+func (d *Decimal) UnmarshalText(b []byte) error {
+	v, err := parseExact(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// parseExact reads a plain decimal ("-1234.50"): digits with an optional
+// sign and point, nothing else.
+func parseExact(s string) (Decimal, error) {
+	neg := strings.HasPrefix(s, "-")
+	digits := strings.TrimPrefix(s, "-")
+	intPart, frac, _ := strings.Cut(digits, ".")
+	if intPart == "" || !allDigits(intPart) || (frac != "" && !allDigits(frac)) || len(frac) > maxScale {
+		return Decimal{}, fmt.Errorf("%w: %q is not a plain decimal", ErrBadAmount, s)
+	}
+	coef, err := strconv.ParseInt(intPart+frac, 10, 64)
+	if err != nil {
+		return Decimal{}, fmt.Errorf("%w: %q: %v", ErrBadAmount, s, err)
+	}
+	if neg {
+		coef = -coef
+	}
+	return Decimal{Coef: coef, Scale: uint8(len(frac))}, nil
 }
 
 // ErrBadAmount is wrapped by every amount parsing error.

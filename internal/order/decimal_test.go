@@ -1,6 +1,7 @@
 package order
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"testing"
@@ -102,4 +103,23 @@ func FuzzParseDecimal(f *testing.F) {
 			t.Fatalf("%q -> %s -> %v, %v", s, d, back, err)
 		}
 	})
+}
+
+func TestDecimalJSON(t *testing.T) {
+	for _, s := range []string{"49.90", "0", "-3.5", "1234", "0.00000001"} {
+		var d Decimal
+		if err := json.Unmarshal([]byte(`"`+s+`"`), &d); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		b, _ := json.Marshal(d)
+		if string(b) != `"`+s+`"` {
+			t.Errorf("%s round-tripped to %s", s, b)
+		}
+	}
+	for _, bad := range []string{`""`, `"1,5"`, `"abc"`, `"1.2.3"`, `"-"`, `".5"`} {
+		var d Decimal
+		if err := json.Unmarshal([]byte(bad), &d); err == nil {
+			t.Errorf("%s was accepted as %v", bad, d)
+		}
+	}
 }

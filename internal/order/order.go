@@ -23,6 +23,23 @@ func (s Status) Valid() bool {
 	return false
 }
 
+// EventRebill is the event of a subscription's renewal payment: it is
+// credited to the networks credited with the subscription's first sale.
+const EventRebill = "rebill"
+
+// Customer is what an order says of its customer, each value normalised and
+// SHA-256 hashed (lower-case hex), "" when unknown.
+type Customer struct {
+	Email      string `json:"em,omitempty"`
+	Phone      string `json:"ph,omitempty"`
+	FirstName  string `json:"fn,omitempty"`
+	LastName   string `json:"ln,omitempty"`
+	City       string `json:"ct,omitempty"`
+	Region     string `json:"st,omitempty"`
+	PostalCode string `json:"zp,omitempty"`
+	Country    string `json:"country,omitempty"`
+}
+
 // Item is one line of an order.
 type Item struct {
 	ID       string  `json:"id,omitempty"`
@@ -69,6 +86,19 @@ type Order struct {
 	EventID string `json:"event_id,omitempty"`
 	// OccurredAt is when the order happened, if the source says.
 	OccurredAt time.Time `json:"occurred_at,omitzero"`
+	// OriginalID is the ID (or an alias) of the sale that a rebill, refund
+	// or chargeback belongs to, when the platform gives the later
+	// transaction an ID of its own (a subscription renewal's invoice): the
+	// networks credited with that sale are credited with this one.
+	OriginalID string `json:"original_id,omitempty"`
+	// Customer holds the customer's identifiers, normalised and SHA-256
+	// hashed when the order is read (never kept in clear), for platforms
+	// that match conversions on them.
+	Customer *Customer `json:"customer,omitempty"`
+	// Values are per-offer values that the rule, webhook or endpoint that
+	// saw the order sets for the networks' templates (an offer ID, a goal
+	// name, a payout), by name.
+	Values map[string]string `json:"values,omitempty"`
 	// Problems lists what could not be read (an unparseable amount, a
 	// missing currency); the order is kept and the problems logged.
 	Problems []string `json:"problems,omitempty"`

@@ -1,13 +1,16 @@
 package postback
 
-import "testing"
+import (
+	"context"
+	"testing"
+)
 
 func BenchmarkRenderGET(b *testing.B) {
 	d := mustNew(b, Config{URL: "https://trk.example.com/?nid=123&transaction_id={click_id}&amount={amount}&adv1={order_id}&sub1={sub1}"})
 	c := fixture("everflow", "transaction_id", efClick)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := d.Render(c); err != nil {
+		if _, err := d.Render(context.Background(), c); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -18,7 +21,7 @@ func BenchmarkRenderPresetEverflow(b *testing.B) {
 	c := fixture("everflow", "transaction_id", efClick)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := d.Render(c); err != nil {
+		if _, err := d.Render(context.Background(), c); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -29,7 +32,7 @@ func BenchmarkRenderMetaCAPI(b *testing.B) {
 	c := fixture("meta", "fbclid", fixFbclid)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := d.Render(c); err != nil {
+		if _, err := d.Render(context.Background(), c); err != nil {
 			b.Fatal(err)
 		}
 	}

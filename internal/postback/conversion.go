@@ -6,45 +6,24 @@ package postback
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/caddy-postback/caddy-postback/internal/capture"
-	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
-// Conversion is an order credited to one network's touchpoint: everything a
-// postback can say.
-type Conversion struct {
-	// ID identifies the conversion record.
-	ID string
-	// Network is the credited network's name.
-	Network string
-	// Order is the order as the shop reported it.
-	Order order.Order
-	// Touchpoint is the credited click.
-	Touchpoint capture.Touchpoint
-	// GAClientID is the visitor's Google Analytics client ID, if known.
-	GAClientID string
-	// Time is when the conversion was detected.
-	Time time.Time
-	// Test marks a test fire from the admin API.
-	Test bool
-}
-
-// EventID is a stable ID for (network, event, order): the same conversion
+// EventID is a stable ID of (network, event, order): the same conversion
 // always yields the same value, so destinations that dedup on an event ID
 // (Meta, TikTok, RedTrack) drop our retries and match the browser pixel
 // when the site sends the same value.
-func (c *Conversion) EventID() string {
+func EventID(c *record.Postback) string {
 	sum := sha256.Sum256([]byte(c.Network + "\x00" + c.Order.Event + "\x00" + c.Order.ID))
 	return hex.EncodeToString(sum[:12])
 }
 
-// Value returns the value of a template token for this conversion, and
+// value returns the value of a template token for a conversion, and
 // whether the token is known.
-func (c *Conversion) Value(token string) (string, bool) {
+func value(c *record.Postback, token string) (string, bool) {
 	o := &c.Order
 	switch token {
 	case "click_id":
@@ -72,9 +51,9 @@ func (c *Conversion) Value(token string) (string, bool) {
 	case "network":
 		return c.Network, true
 	case "conversion_id":
-		return c.ID, true
+		return c.ConversionID, true
 	case "event_id":
-		return c.EventID(), true
+		return EventID(c), true
 	case "timestamp":
 		return strconv.FormatInt(c.Time.Unix(), 10), true
 	case "timestamp_ms":
@@ -95,7 +74,7 @@ func (c *Conversion) Value(token string) (string, bool) {
 		}
 		return "0", true
 	}
-	for _, p := range capture.SubParams {
+	for _, p := range record.SubParams {
 		if token == p {
 			return c.Touchpoint.Subs[p], true
 		}
@@ -104,7 +83,7 @@ func (c *Conversion) Value(token string) (string, bool) {
 }
 
 // Tokens lists every token a template may use besides the sub parameters
-// (capture.SubParams).
+// (record.SubParams).
 var Tokens = []string{
 	"click_id", "order_id", "amount", "amount_minor", "currency", "event", "status", "coupon",
 	"network", "conversion_id", "event_id", "timestamp", "timestamp_ms", "time_iso", "click_time",
@@ -117,19 +96,6 @@ var numericTokens = map[string]bool{
 }
 
 func knownToken(t string) bool {
-	var c Conversion
-	_, ok := c.Value(t)
+	_, ok := value(&record.Postback{}, t)
 	return ok
-}
-
-// Request is a rendered postback, stored in the outbox as is.
-type Request struct {
-	// Method is the HTTP method.
-	Method string `json:"method"`
-	// URL is the full request URL, every value already escaped.
-	URL string `json:"url"`
-	// Header holds the request headers (Content-Type, auth).
-	Header http.Header `json:"header,omitempty"`
-	// Body is the request body, if any.
-	Body []byte `json:"body,omitempty"`
 }

@@ -1,6 +1,8 @@
 package postback
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -9,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // Outcome is what a destination's answer means for a delivery.
@@ -37,10 +40,21 @@ func (o Outcome) String() string {
 	return "unknown"
 }
 
+// Errors a Render can return besides template errors: ErrRejected makes
+// the delivery a dead letter at once with the error as its reason (a
+// platform's limit, such as an event too old to report); ErrTransient makes
+// it wait and retry (a token endpoint that did not answer). Any other render
+// error is permanent too.
+var (
+	ErrRejected  = errors.New("not sendable")
+	ErrTransient = errors.New("temporarily not renderable")
+)
+
 // Destination renders conversions for one network and reads its answers.
 type Destination interface {
-	// Render builds the request for a conversion.
-	Render(c *Conversion) (Request, error)
+	// Render builds the request for a conversion. It runs at every
+	// attempt, with the configuration current then.
+	Render(ctx context.Context, c *record.Postback) (record.Request, error)
 	// Classify reads the destination's answer.
 	Classify(status int, header http.Header, body []byte) (Outcome, string)
 	// Supports reports whether the destination can be told of this event
@@ -80,8 +94,9 @@ type Config struct {
 	// SuccessBody, if set, is a regular expression a 2xx answer body must
 	// match to count as delivered; a 2xx that does not match is rejected.
 	SuccessBody string
-	// Statuses lists the order statuses to report; default approved and
-	// pending for a plain template.
+	// Statuses lists the order statuses to report. Default for a plain
+	// template: approved and pending, and rejected and refunded too when a
+	// template uses {status}.
 	Statuses []order.Status
 	// Events lists the events to report. Default: every event for a plain
 	// template; a preset's own default (purchase only for awin, cj and
@@ -201,29 +216,48 @@ func NewTemplateDestination(cfg Config) (*TemplateDestination, error) {
 	}
 	if len(d.Statuses) == 0 {
 		d.Statuses = []order.Status{order.StatusApproved, order.StatusPending}
+		// A template that says {status} can tell the network of a refund
+		// or a rejection; one that does not would report it as a sale.
+		if d.uses("status") {
+			d.Statuses = append(d.Statuses, order.StatusRejected, order.StatusRefunded)
+		}
 	}
 	return d, nil
 }
 
+// uses reports whether any of the destination's templates uses token.
+func (d *TemplateDestination) uses(token string) bool {
+	ts := []*Template{d.URL, d.Body}
+	for _, t := range d.Headers {
+		ts = append(ts, t)
+	}
+	for _, t := range ts {
+		if t != nil && t.Uses(token) {
+			return true
+		}
+	}
+	return false
+}
+
 // Render implements Destination.
-func (d *TemplateDestination) Render(c *Conversion) (Request, error) {
+func (d *TemplateDestination) Render(_ context.Context, c *record.Postback) (record.Request, error) {
 	u, err := d.URL.Render(c)
 	if err != nil {
-		return Request{}, err
+		return record.Request{}, err
 	}
-	r := Request{Method: d.Method, URL: u, Header: http.Header{}}
+	r := record.Request{Method: d.Method, URL: u, Header: http.Header{}}
 	if d.Body != nil {
 		body, err := d.Body.Render(c)
 		if err != nil {
-			return Request{}, err
+			return record.Request{}, err
 		}
-		r.Body = []byte(body)
+		r.Body = body
 		r.Header.Set("Content-Type", d.ContentType)
 	}
 	for name, t := range d.Headers {
 		v, err := t.Render(c)
 		if err != nil {
-			return Request{}, fmt.Errorf("header %s: %w", name, err)
+			return record.Request{}, fmt.Errorf("header %s: %w", name, err)
 		}
 		r.Header.Set(name, v)
 	}

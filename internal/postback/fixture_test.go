@@ -3,8 +3,8 @@ package postback
 import (
 	"time"
 
-	"github.com/caddy-postback/caddy-postback/internal/capture"
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // Test fixture values. The email is Meta's own hashing example with stray
@@ -30,10 +30,10 @@ func mustDecimal(s string) order.Decimal {
 }
 
 // fixture returns a purchase credited to a click of the given network.
-func fixture(network, param, clickID string) *Conversion {
-	return &Conversion{
-		ID:      "conv-0001",
-		Network: network,
+func fixture(network, param, clickID string) *record.Postback {
+	return &record.Postback{
+		ConversionID: "conv-0001",
+		Network:      network,
 		Order: order.Order{
 			Source:     "webhook:stripe",
 			Event:      "purchase",
@@ -46,7 +46,7 @@ func fixture(network, param, clickID string) *Conversion {
 			Email:      fixEmail,
 			OccurredAt: fixOrderTime,
 		},
-		Touchpoint: capture.Touchpoint{
+		Touchpoint: record.Touchpoint{
 			Network:    network,
 			Param:      param,
 			ClickID:    clickID,
@@ -61,7 +61,7 @@ func fixture(network, param, clickID string) *Conversion {
 	}
 }
 
-func withItems(c *Conversion) *Conversion {
+func withItems(c *record.Postback) *record.Postback {
 	c.Order.Items = []order.Item{
 		{ID: "SKU-ANVIL", Name: "Anvil", Price: mustDecimal("600"), Quantity: 2},
 		{ID: "SKU-HAMMER", Name: "Hammer & Tongs", Price: mustDecimal("34.5"), Quantity: 1},

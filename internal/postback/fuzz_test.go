@@ -1,6 +1,7 @@
 package postback
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // nastyValues seed both fuzz targets: values that try to add a parameter,
@@ -39,7 +41,7 @@ var fuzzQueryPresets = []struct {
 	{Config{Preset: "cj", Params: map[string]string{"cid": "1", "type": "2"}}, "CJEVENT"},
 }
 
-func fuzzConversion(clickID, orderID, sub1, sub2 string) *Conversion {
+func fuzzConversion(clickID, orderID, sub1, sub2 string) *record.Postback {
 	c := fixture("net", "clickid", clickID)
 	c.Order.ID = orderID
 	c.Touchpoint.Subs = map[string]string{"sub1": sub1, "sub2": sub2}
@@ -115,11 +117,11 @@ func FuzzRenderURL(f *testing.F) {
 		// the same parameter names, and the click ID round-trips.
 		plain := fuzzConversion("x", nonEmpty(orderID), "", "")
 		for i, d := range dests {
-			got, err := d.Render(c)
+			got, err := d.Render(context.Background(), c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ref, _ := d.Render(plain)
+			ref, _ := d.Render(context.Background(), plain)
 			gu, err := url.Parse(got.URL)
 			if err != nil {
 				t.Fatalf("%s: %v", got.URL, err)
@@ -221,11 +223,11 @@ func FuzzRenderJSON(f *testing.F) {
 			t.Fatalf("amount %v, want %v", v["amount"], wantAmount)
 		}
 		for _, d := range apis {
-			r, err := d.Render(c)
+			r, err := d.Render(context.Background(), c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !json.Valid(r.Body) {
+			if !json.Valid([]byte(r.Body)) {
 				t.Fatalf("%s: invalid JSON %s", r.URL, r.Body)
 			}
 		}

@@ -1,6 +1,7 @@
 package postback
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // ErrPresetConfig is wrapped by every preset configuration error (a missing
@@ -64,6 +66,9 @@ type paramSpec struct {
 	// prefixes are families of optional keys, such as "event_id_" for
 	// Everflow's per-event IDs.
 	prefixes []string
+	// secrets are the values that must never be shown (access tokens, API
+	// secrets, keys in a URL path): see Secrets.
+	secrets []string
 }
 
 // commonParams are read by every network preset.
@@ -196,38 +201,38 @@ func resolveEndpoint(preset string, cfg Config, o baseOptions) (endpoint, error)
 type field struct {
 	key string
 	// value returns the parameter's value, or false to leave it out.
-	value func(c *Conversion) (string, bool)
+	value func(c *record.Postback) (string, bool)
 }
 
 // tok sends a token's value, even when empty (the network expects the key).
-func tok(name string) func(*Conversion) (string, bool) {
-	return func(c *Conversion) (string, bool) {
-		v, _ := c.Value(name)
+func tok(name string) func(*record.Postback) (string, bool) {
+	return func(c *record.Postback) (string, bool) {
+		v, _ := value(c, name)
 		return v, true
 	}
 }
 
 // optTok sends a token's value only when it is not empty.
-func optTok(name string) func(*Conversion) (string, bool) {
-	return func(c *Conversion) (string, bool) {
-		v, _ := c.Value(name)
+func optTok(name string) func(*record.Postback) (string, bool) {
+	return func(c *record.Postback) (string, bool) {
+		v, _ := value(c, name)
 		return v, v != ""
 	}
 }
 
 // lit sends a fixed value from the preset's config.
-func lit(v string) func(*Conversion) (string, bool) {
-	return func(*Conversion) (string, bool) { return v, true }
+func lit(v string) func(*record.Postback) (string, bool) {
+	return func(*record.Postback) (string, bool) { return v, true }
 }
 
 // optLit sends a fixed value when it is not empty.
-func optLit(v string) func(*Conversion) (string, bool) {
-	return func(*Conversion) (string, bool) { return v, v != "" }
+func optLit(v string) func(*record.Postback) (string, bool) {
+	return func(*record.Postback) (string, bool) { return v, v != "" }
 }
 
 // appendFields writes key=value pairs, each escaped as a query component,
 // the first after sep (none if sep is 0), the others after '&'.
-func appendFields(b *strings.Builder, sep byte, fields []field, c *Conversion) {
+func appendFields(b *strings.Builder, sep byte, fields []field, c *record.Postback) {
 	for _, f := range fields {
 		v, ok := f.value(c)
 		if !ok {
@@ -252,7 +257,7 @@ func fieldKeys(fields []field) []string {
 }
 
 // render fills the endpoint and appends the fields as query parameters.
-func (e endpoint) render(c *Conversion, fields []field) (string, error) {
+func (e endpoint) render(c *record.Postback, fields []field) (string, error) {
 	base, err := e.tmpl.Render(c)
 	if err != nil {
 		return "", err
@@ -341,7 +346,7 @@ func (s support) allows(event string, status order.Status) bool {
 
 // eventTime is when the order happened if the source said, else when the
 // conversion was detected.
-func eventTime(c *Conversion) time.Time {
+func eventTime(c *record.Postback) time.Time {
 	if !c.Order.OccurredAt.IsZero() {
 		return c.Order.OccurredAt
 	}
@@ -350,7 +355,7 @@ func eventTime(c *Conversion) time.Time {
 
 // amountOrZero formats the order amount for networks whose amount parameter
 // is mandatory (a lead with no value is worth 0).
-func amountOrZero(c *Conversion) string {
+func amountOrZero(c *record.Postback) string {
 	if !c.Order.HasAmount {
 		return order.Decimal{}.ForCurrency(c.Order.Currency)
 	}
@@ -386,12 +391,12 @@ type queryPreset struct {
 }
 
 // Render implements Destination.
-func (d *queryPreset) Render(c *Conversion) (Request, error) {
+func (d *queryPreset) Render(_ context.Context, c *record.Postback) (record.Request, error) {
 	u, err := d.ep.render(c, d.fields)
 	if err != nil {
-		return Request{}, err
+		return record.Request{}, err
 	}
-	return Request{Method: d.method, URL: u, Header: http.Header{}}, nil
+	return record.Request{Method: d.method, URL: u, Header: http.Header{}}, nil
 }
 
 // Classify implements Destination.

@@ -2,6 +2,7 @@ package postback
 
 import (
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // Awin: direct server-to-server conversion (wire-formats.md §2).
@@ -37,9 +38,9 @@ func newAwin(cfg Config) (Destination, error) {
 		{"tt", lit("ss")},
 		{"tv", lit("2")},
 		{"merchant", lit(p["merchant"])},
-		{"amount", func(c *Conversion) (string, bool) { return amountOrZero(c), true }},
+		{"amount", func(c *record.Postback) (string, bool) { return amountOrZero(c), true }},
 		{"ch", lit("aw")},
-		{"parts", func(c *Conversion) (string, bool) { return group + ":" + amountOrZero(c), true }},
+		{"parts", func(c *record.Postback) (string, bool) { return group + ":" + amountOrZero(c), true }},
 		{"vc", optTok("coupon")},
 		{"cr", tok("currency")},
 		{"ref", tok("order_id")},

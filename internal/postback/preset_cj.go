@@ -1,11 +1,13 @@
 package postback
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // CJ Affiliate: server-to-server order (wire-formats.md §2).
@@ -37,13 +39,13 @@ func newCJ(cfg Config) (Destination, error) {
 		{"TYPE", lit(p["type"])},
 		{"METHOD", lit("S2S")},
 		{"CJEVENT", tok("click_id")},
-		{"eventTime", func(c *Conversion) (string, bool) {
+		{"eventTime", func(c *record.Postback) (string, bool) {
 			return eventTime(c).UTC().Format(time.RFC3339), true
 		}},
 		{"OID", tok("order_id")},
 		{"CURRENCY", optTok("currency")},
 		{"COUPON", optTok("coupon")},
-		{"AMOUNT", func(c *Conversion) (string, bool) {
+		{"AMOUNT", func(c *record.Postback) (string, bool) {
 			if len(c.Order.Items) > 0 || !c.Order.HasAmount {
 				return "", false
 			}
@@ -68,7 +70,7 @@ func newCJ(cfg Config) (Destination, error) {
 type cjPreset struct{ queryPreset }
 
 // Render implements Destination.
-func (d *cjPreset) Render(c *Conversion) (Request, error) {
+func (d *cjPreset) Render(_ context.Context, c *record.Postback) (record.Request, error) {
 	fields := d.fields
 	if n := len(c.Order.Items); n > 0 {
 		fields = append(make([]field, 0, len(d.fields)+3*n), d.fields...)
@@ -87,7 +89,7 @@ func (d *cjPreset) Render(c *Conversion) (Request, error) {
 	}
 	u, err := d.ep.render(c, fields)
 	if err != nil {
-		return Request{}, err
+		return record.Request{}, err
 	}
-	return Request{Method: d.method, URL: u, Header: http.Header{}}, nil
+	return record.Request{Method: d.method, URL: u, Header: http.Header{}}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // Everflow: advertiser → Everflow server postback (wire-formats.md §2).
@@ -23,6 +24,7 @@ var everflowParams = paramSpec{
 	required: []string{"nid"},
 	optional: []string{"verification_token", "event_id"},
 	prefixes: []string{"event_id_"},
+	secrets:  []string{"verification_token"},
 }
 
 func newEverflow(cfg Config) (Destination, error) {
@@ -48,7 +50,7 @@ func newEverflow(cfg Config) (Destination, error) {
 		{"adv1", optTok("order_id")},
 		{"order_id", optTok("order_id")},
 		{"coupon_code", optTok("coupon")},
-		{"event_id", func(c *Conversion) (string, bool) {
+		{"event_id", func(c *record.Postback) (string, bool) {
 			if id, ok := eventIDs[c.Order.Event]; ok {
 				return id, true
 			}

@@ -1,6 +1,7 @@
 package postback
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // GA4 Measurement Protocol (wire-formats.md §3.2).
@@ -37,7 +39,7 @@ import (
 // validation messages; any message makes the test fire a Reject.
 func init() { register("ga4_mp", ga4MpParams, newGA4) }
 
-var ga4MpParams = paramSpec{required: []string{"measurement_id", "api_secret"}}
+var ga4MpParams = paramSpec{required: []string{"measurement_id", "api_secret"}, secrets: []string{"api_secret"}}
 
 func newGA4(cfg Config) (Destination, error) {
 	const name = "ga4_mp"
@@ -119,14 +121,14 @@ func ga4EventName(event string, status order.Status) string {
 }
 
 // Render implements Destination.
-func (d *ga4Preset) Render(c *Conversion) (Request, error) {
+func (d *ga4Preset) Render(_ context.Context, c *record.Postback) (record.Request, error) {
 	ep := d.ep
 	if c.Test {
 		ep = d.debug
 	}
 	u, err := ep.render(c, d.fields)
 	if err != nil {
-		return Request{}, err
+		return record.Request{}, err
 	}
 	o := &c.Order
 	params := ga4Params{TransactionID: o.ID, Coupon: o.Coupon}
@@ -151,7 +153,7 @@ func (d *ga4Preset) Render(c *Conversion) (Request, error) {
 
 // ga4ClientID returns the visitor's GA client ID, or a stable stand-in made
 // from the credited click.
-func ga4ClientID(c *Conversion) string {
+func ga4ClientID(c *record.Postback) string {
 	if c.GAClientID != "" {
 		return c.GAClientID
 	}

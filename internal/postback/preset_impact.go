@@ -1,6 +1,7 @@
 package postback
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // impact.com: Conversions API (wire-formats.md §2).
@@ -34,6 +36,7 @@ func init() { register("impact", impactParams, newImpact) }
 var impactParams = paramSpec{
 	required: []string{"account_sid", "auth_token", "campaign_id"},
 	optional: []string{"event_type_id", "event_type_code"},
+	secrets:  []string{"auth_token"},
 }
 
 func newImpact(cfg Config) (Destination, error) {
@@ -60,7 +63,7 @@ func newImpact(cfg Config) (Destination, error) {
 		{"CampaignId", lit(p["campaign_id"])},
 		{"EventTypeId", optLit(p["event_type_id"])},
 		{"EventTypeCode", optLit(p["event_type_code"])},
-		{"EventDate", func(c *Conversion) (string, bool) {
+		{"EventDate", func(c *record.Postback) (string, bool) {
 			return eventTime(c).UTC().Format(time.RFC3339), true
 		}},
 		{"OrderId", tok("order_id")},
@@ -81,10 +84,10 @@ type impactPreset struct {
 }
 
 // Render implements Destination.
-func (d *impactPreset) Render(c *Conversion) (Request, error) {
+func (d *impactPreset) Render(_ context.Context, c *record.Postback) (record.Request, error) {
 	u, err := d.ep.render(c, nil)
 	if err != nil {
-		return Request{}, err
+		return record.Request{}, err
 	}
 	fields := append(make([]field, 0, len(d.fields)+4*len(c.Order.Items)+2), d.fields...)
 	cur := c.Order.Currency
@@ -114,7 +117,7 @@ func (d *impactPreset) Render(c *Conversion) (Request, error) {
 	h.Set("Authorization", d.auth)
 	h.Set("Content-Type", "application/x-www-form-urlencoded")
 	h.Set("Accept", "application/json")
-	return Request{Method: http.MethodPost, URL: u, Header: h, Body: []byte(body)}, nil
+	return record.Request{Method: http.MethodPost, URL: u, Header: h, Body: body}, nil
 }
 
 // Classify implements Destination.

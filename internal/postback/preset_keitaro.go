@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // Keitaro: conversion postback to the tracker (wire-formats.md §2).
@@ -23,7 +24,7 @@ import (
 // if the body is exactly it. Every event is reported by default.
 func init() { register("keitaro", keitaroParams, newKeitaro) }
 
-var keitaroParams = paramSpec{optional: []string{"key", "return"}}
+var keitaroParams = paramSpec{optional: []string{"key", "return"}, secrets: []string{"key"}}
 
 func newKeitaro(cfg Config) (Destination, error) {
 	const name = "keitaro"
@@ -33,7 +34,7 @@ func newKeitaro(cfg Config) (Destination, error) {
 	p := cfg.Params
 	fields := []field{
 		{"subid", tok("click_id")},
-		{"status", func(c *Conversion) (string, bool) { return keitaroStatus(c), true }},
+		{"status", func(c *record.Postback) (string, bool) { return keitaroStatus(c), true }},
 		{"payout", optTok("amount")},
 		{"currency", optTok("currency")},
 		{"tid", optTok("order_id")},
@@ -68,7 +69,7 @@ func newKeitaro(cfg Config) (Destination, error) {
 	return d, nil
 }
 
-func keitaroStatus(c *Conversion) string {
+func keitaroStatus(c *record.Postback) string {
 	switch {
 	case refundLike(c.Order.Event, c.Order.Status):
 		return "rejected"

@@ -2,6 +2,7 @@ package postback
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // Meta Conversions API (wire-formats.md §3.1, §1.1).
@@ -36,6 +38,7 @@ func init() { register("meta_capi", metaCapiParams, newMetaCAPI) }
 var metaCapiParams = paramSpec{
 	required: []string{"pixel_id", "access_token"},
 	optional: []string{"api_version", "test_event_code"},
+	secrets:  []string{"access_token"},
 }
 
 // metaAPIVersion is the Graph API version used when none is configured.
@@ -124,16 +127,16 @@ func metaEventName(event string) string {
 }
 
 // Render implements Destination.
-func (d *metaPreset) Render(c *Conversion) (Request, error) {
+func (d *metaPreset) Render(_ context.Context, c *record.Postback) (record.Request, error) {
 	u, err := d.ep.render(c, d.fields)
 	if err != nil {
-		return Request{}, err
+		return record.Request{}, err
 	}
 	tp := &c.Touchpoint
 	ev := metaEvent{
 		EventName:    metaEventName(c.Order.Event),
 		EventTime:    eventTime(c).Unix(),
-		EventID:      c.EventID(),
+		EventID:      EventID(c),
 		ActionSource: "website",
 		UserData: metaUserData{
 			ClientIPAddress: tp.ClientIP,
@@ -167,7 +170,7 @@ func (d *metaPreset) Render(c *Conversion) (Request, error) {
 // does for a fresh fbclid: fb.<subdomain index 1>.<click time ms>.<fbclid>.
 // The click time is the touchpoint's first capture, kept stable by the
 // session store, so retries and re-renders send the same fbc.
-func metaFbc(c *Conversion) string {
+func metaFbc(c *record.Postback) string {
 	tp := &c.Touchpoint
 	if tp.Param != "fbclid" || tp.ClickID == "" || tp.CapturedAt.IsZero() {
 		return ""
@@ -195,18 +198,18 @@ func decimalNumber(d order.Decimal, currency string) json.Number {
 // postJSON is a POST of body to u as JSON, encoded without HTML escaping:
 // the receivers are APIs, and "&" in a landing URL should read as itself.
 // header, when not nil, holds the preset's other headers.
-func postJSON(u string, body any, header http.Header) (Request, error) {
+func postJSON(u string, body any, header http.Header) (record.Request, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(body); err != nil {
-		return Request{}, fmt.Errorf("encoding body: %w", err)
+		return record.Request{}, fmt.Errorf("encoding body: %w", err)
 	}
 	if header == nil {
 		header = http.Header{}
 	}
 	header.Set("Content-Type", "application/json")
-	return Request{Method: http.MethodPost, URL: u, Header: header, Body: bytes.TrimRight(b.Bytes(), "\n")}, nil
+	return record.Request{Method: http.MethodPost, URL: u, Header: header, Body: string(bytes.TrimRight(b.Bytes(), "\n"))}, nil
 }
 
 // Classify implements Destination. Besides the status, it reads Graph API

@@ -1,11 +1,13 @@
 package postback
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // TikTok Events API 2.0 (wire-formats.md §3.3).
@@ -35,6 +37,7 @@ func init() { register("tiktok", tiktokParams, newTikTok) }
 var tiktokParams = paramSpec{
 	required: []string{"pixel_code", "access_token"},
 	optional: []string{"test_event_code"},
+	secrets:  []string{"access_token"},
 }
 
 func newTikTok(cfg Config) (Destination, error) {
@@ -116,16 +119,16 @@ func tiktokEventName(event string) string {
 }
 
 // Render implements Destination.
-func (d *tiktokPreset) Render(c *Conversion) (Request, error) {
+func (d *tiktokPreset) Render(_ context.Context, c *record.Postback) (record.Request, error) {
 	u, err := d.ep.render(c, nil)
 	if err != nil {
-		return Request{}, err
+		return record.Request{}, err
 	}
 	tp, o := &c.Touchpoint, &c.Order
 	ev := tiktokEvent{
 		Event:     tiktokEventName(o.Event),
 		EventTime: eventTime(c).Unix(),
-		EventID:   c.EventID(),
+		EventID:   EventID(c),
 		User:      tiktokUser{Email: hashEmail(o.Email), IP: tp.ClientIP, UserAgent: tp.UserAgent},
 	}
 	if tp.Param == "ttclid" {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // ErrTemplate is wrapped by every template error.
@@ -38,6 +40,16 @@ type Template struct {
 
 // String returns the template as written.
 func (t *Template) String() string { return t.raw }
+
+// Uses reports whether the template has the token.
+func (t *Template) Uses(token string) bool {
+	for _, p := range t.parts {
+		if p.token == token {
+			return true
+		}
+	}
+	return false
+}
 
 // ParseURL parses a postback URL template. Its scheme and host must be
 // literal (a visitor-supplied value must never pick where a postback goes),
@@ -289,22 +301,22 @@ func identBrace(s string) int {
 }
 
 // Render fills the template from a conversion.
-func (t *Template) Render(c *Conversion) (string, error) {
+func (t *Template) Render(c *record.Postback) (string, error) {
 	var bad error
 	out := t.render(func(tok string) (string, bool) {
-		v, _ := c.Value(tok)
+		v, _ := value(c, tok)
 		return v, true
 	})
 	for _, p := range t.parts {
 		if p.where == inJSONNumber {
 			// Numeric tokens are spliced in raw, so only a real number may
 			// pass; anything else would break the body's JSON.
-			if v, _ := c.Value(p.token); v != "" && !isJSONNumber(v) {
+			if v, _ := value(c, p.token); v != "" && !isJSONNumber(v) {
 				bad = fmt.Errorf("%w: value of {%s} is not a JSON number: %q", ErrTemplate, p.token, v)
 			}
 		}
 		if p.where == inHeader && p.token != "" {
-			v, _ := c.Value(p.token)
+			v, _ := value(c, p.token)
 			if strings.ContainsAny(v, "\r\n") {
 				bad = fmt.Errorf("%w: value of {%s} has a line break", ErrTemplate, p.token)
 			} else if hasCTL(v) {

@@ -1,6 +1,7 @@
 package postback
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -139,11 +140,11 @@ func TestHeaderRefusesLineBreaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"a\r\nX-Evil: 1", "a\nb", "a\rb", "a\x00b", "a\x7fb"} {
-		if _, err := d.Render(fixture("x", "clickid", v)); !errors.Is(err, ErrTemplate) {
+		if _, err := d.Render(context.Background(), fixture("x", "clickid", v)); !errors.Is(err, ErrTemplate) {
 			t.Errorf("click id %q: err %v, want refused", v, err)
 		}
 	}
-	r, err := d.Render(fixture("x", "clickid", "fine\tvalue"))
+	r, err := d.Render(context.Background(), fixture("x", "clickid", "fine\tvalue"))
 	if err != nil || r.Header.Get("X-Click") != "id=fine\tvalue" {
 		t.Errorf("tab value: %v %q", err, r.Header.Get("X-Click"))
 	}

@@ -1,97 +1,314 @@
-// Package store is caddy-postback's storage port: a small transactional
-// key-value interface with TTLs, and its Badger implementation. Every record
-// the tracker keeps (sessions, conversions, deliveries) is written through
-// it, so a second engine only has to implement Store and Txn.
+// Package store holds caddy-postback's storage ports: domain-level
+// operations on sessions, the ledger of orders and conversions, the delivery
+// queue, the webhook log and shared settings, each taking a context. Engines
+// (store/badger, the embedded default, and store/postgres, for several Caddy
+// nodes sharing one database) implement Store; storetest is the one
+// behavioural suite every engine must pass. Nothing here knows of Caddy, and
+// no caller builds keys: each engine lays out its data as it sees fit.
+//
+// Time: every method that decides by time takes it from the caller, so that
+// tests can move a clock; engines never read the wall clock to decide what
+// is live or due.
 package store
 
 import (
-	"encoding/binary"
+	"context"
 	"errors"
-	"fmt"
 	"time"
+
+	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
-// ErrNotFound is returned by Txn.Get for a missing or expired key.
-var ErrNotFound = errors.New("key not found")
+// Errors engines return; test them with errors.Is.
+var (
+	// ErrNotFound: no such (live) record.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable: the storage cannot serve now (unreachable database,
+	// closed store, too little free space, read-only or missing directory).
+	// The caller degrades (skips capture, answers a webhook 503), and the
+	// store comes back by itself.
+	ErrUnavailable = errors.New("storage unavailable")
+	// ErrFull wraps ErrUnavailable: the free-space guard refused a write.
+	ErrFull = &wrappedErr{msg: "too little free space", err: ErrUnavailable}
+	// ErrLeaseLost: the delivery is no longer leased to this owner (its
+	// lease ran out and it was rescued, or this owner never claimed it).
+	ErrLeaseLost = errors.New("delivery not leased to this owner")
+	// ErrState: the delivery's state does not allow the change.
+	ErrState = errors.New("delivery state does not allow this")
+	// ErrConflict: the order entry changed since the caller read it; read
+	// it again and retry.
+	ErrConflict = errors.New("order entry changed concurrently")
+	// ErrExists: a session with that ID exists already.
+	ErrExists = errors.New("already exists")
+)
 
-// ErrStop ends a Txn.Scan early without an error.
-var ErrStop = errors.New("stop scan")
+type wrappedErr struct {
+	msg string
+	err error
+}
 
-// ErrLocked means the storage directory is held by another process.
-var ErrLocked = errors.New("storage directory is locked")
+func (w *wrappedErr) Error() string { return w.err.Error() + ": " + w.msg }
+func (w *wrappedErr) Unwrap() error { return w.err }
 
-// now is the clock used for expiry checks; tests replace it.
-var now = time.Now
-
-// Store is a transactional key-value store.
+// Store is everything the tracker keeps.
 type Store interface {
-	// Update runs fn in a read-write transaction and commits it. A commit
-	// that conflicts with a concurrent writer is retried a few times, so fn
-	// must be safe to run more than once.
-	Update(fn func(Txn) error) error
-	// View runs fn in a read-only transaction.
-	View(fn func(Txn) error) error
-	// Sync flushes committed writes to stable storage.
-	Sync() error
-	// Close releases the store. It is called once, by the owner.
+	Sessions
+	Ledger
+	Queue
+	Webhooks
+	Meta
+	// Ping reports whether the store can serve reads and writes now; its
+	// error wraps ErrUnavailable when it cannot.
+	Ping(ctx context.Context) error
+	// Close releases the store. It is called once, by its owner.
 	Close() error
 }
 
-// Read runs get in a read-only transaction of st and returns what it read.
-func Read[T any](st Store, get func(Txn) (T, error)) (T, error) {
-	var v T
-	err := st.View(func(txn Txn) error {
-		var err error
-		v, err = get(txn)
-		return err
-	})
-	return v, err
+// Sessions keeps visitors' sessions and their touchpoints. A session exists
+// while it has a live touchpoint. A click writes at most its own
+// touchpoints, whatever the session holds already.
+type Sessions interface {
+	// CreateSession stores a new session with the touchpoints of its first
+	// click; its ID is new and random. ErrExists if the ID is taken.
+	CreateSession(ctx context.Context, s *record.Session) error
+	// AddTouchpoints adds touchpoints to a live session at time now: a
+	// touchpoint with the network and click ID of a stored one replaces
+	// it; beyond max touchpoints the oldest are removed. A non-empty
+	// gaClientID replaces the session's. ErrNotFound when the session has
+	// no live touchpoint (it expired or was erased): it is not revived.
+	AddTouchpoints(ctx context.Context, id string, tps []record.Touchpoint, gaClientID string, max int, now time.Time) error
+	// Session returns a session with its touchpoints live at now, oldest
+	// first, or ErrNotFound.
+	Session(ctx context.Context, id string, now time.Time) (*record.Session, error)
+	// FindClicks returns the live touchpoints with this click ID, of any
+	// network, newest first, at most limit.
+	FindClicks(ctx context.Context, clickID string, now time.Time, limit int) ([]ClickMatch, error)
+	// EraseSession removes a session and every copy of its personal data at
+	// once: its touchpoints, and the touchpoints copied into its
+	// conversions and their deliveries (record.Touchpoint.Scrub, and the
+	// delivery's masked request replaced by the erased marker); deliveries
+	// of those conversions that still wait are buried with reason
+	// ReasonErased. It reports whether the session had anything stored.
+	EraseSession(ctx context.Context, id string, now time.Time) (bool, error)
 }
 
-// Txn is one transaction. Byte slices passed to fn callbacks are valid only
-// during the callback; Get returns a copy.
-type Txn interface {
-	// Get returns a copy of the value of key, or ErrNotFound.
-	Get(key []byte) ([]byte, error)
-	// Set writes key; a ttl > 0 makes it expire.
-	Set(key, value []byte, ttl time.Duration) error
-	// Delete removes key (no error when missing).
-	Delete(key []byte) error
-	// Scan calls fn for each live key with the prefix, in key order,
-	// starting at the first key >= from (from may be nil). fn returning
-	// ErrStop ends the scan without error.
-	Scan(prefix, from []byte, fn func(key, value []byte) error) error
-	// ScanReverse is Scan from the last key with the prefix backwards.
-	ScanReverse(prefix []byte, fn func(key, value []byte) error) error
+// ReasonErased is the dead-letter reason of deliveries cancelled by an
+// erasure.
+const ReasonErased = "erased at the visitor's request"
+
+// ClickMatch is a touchpoint found by its click ID, with its session.
+type ClickMatch struct {
+	SessionID  string            `json:"session_id"`
+	Touchpoint record.Touchpoint `json:"touchpoint"`
 }
 
-// Values carry their own expiry in front of the payload, because Badger's
-// TTL is not always honoured after a restart (badger#2138): a read checks it
-// again.
-const (
-	valueVersion = 1
-	headerLen    = 9
-)
-
-func encodeValue(payload []byte, ttl time.Duration) []byte {
-	buf := make([]byte, headerLen+len(payload))
-	buf[0] = valueVersion
-	if ttl > 0 {
-		binary.BigEndian.PutUint64(buf[1:headerLen], uint64(now().Add(ttl).UnixNano()))
-	}
-	copy(buf[headerLen:], payload)
-	return buf
+// OrderEntry is the order index: what is known of an order under its ID and
+// aliases, so that a confirmation page and a webhook join in either order,
+// and a refund weeks later reaches the networks credited with the sale.
+type OrderEntry struct {
+	// OrderID is the ID the networks were given.
+	OrderID string `json:"order_id"`
+	// SessionID is the session the order is tied to; once set, no other
+	// session can take the order (engines keep the first one).
+	SessionID string `json:"session_id,omitempty"`
+	// Credits are the networks credited with the sale.
+	Credits []record.Credit `json:"credits,omitempty"`
+	// Order is the order as last recorded; zero when a page only linked
+	// the ID to a session.
+	Order order.Order `json:"order"`
+	// Version counts writes of the entry; 0 means there is none.
+	Version int64 `json:"version"`
+	// ExpiresAt is when the entry is removed.
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// decodeValue returns the payload of a stored value and whether it is still
-// live at t.
-func decodeValue(v []byte, t time.Time) ([]byte, bool, error) {
-	if len(v) < headerLen || v[0] != valueVersion {
-		return nil, false, fmt.Errorf("decoding stored value: unknown format (len %d)", len(v))
+// Recording is one atomic write to the ledger: everything in it is
+// committed together, or nothing is.
+type Recording struct {
+	// EventKey, when set, marks the whole recording (a webhook's provider
+	// and event ID): a later recording with it writes nothing and reports
+	// SeenEvent. It is kept until EventUntil.
+	EventKey   string
+	EventUntil time.Time
+	// OrderKeys are the order ID and its aliases that Entry is stored
+	// under. Prior is the Version of the entry the caller read (0: none):
+	// if the stored entry's version differs, nothing is written and Record
+	// returns ErrConflict. A nil Entry leaves the index alone.
+	OrderKeys []string
+	Prior     int64
+	Entry     *OrderEntry
+	// Conversion is stored when one of Deliveries is queued, or, when none
+	// is, if no conversion with ConversionKey was stored before (so that a
+	// reloaded thank-you page records nothing twice). Nil stores none.
+	Conversion    *record.Conversion
+	ConversionKey string
+	// Deliveries are queued unless their idempotency Key is already marked
+	// (until DedupUntil), in which case they are left out and reported as
+	// duplicates. The engine sets ConversionID, State (queued), QueuedAt
+	// and NextAttempt (Now); the caller sets the rest.
+	Deliveries []record.Delivery
+	DedupUntil time.Time
+	// Now is the recording's time.
+	Now time.Time
+}
+
+// Recorded says what Record wrote.
+type Recorded struct {
+	// SeenEvent: the EventKey was recorded before; nothing was written.
+	SeenEvent bool
+	// Conversion is the stored conversion (Deliveries lists the queued
+	// ones, and Skipped names the networks left out as duplicates), nil
+	// when none was stored.
+	Conversion *record.Conversion
+	// Queued are the IDs of the deliveries written.
+	Queued []string
+	// Duplicates are the idempotency keys already marked.
+	Duplicates []string
+	// Entry is the order entry as stored after the recording (nil when the
+	// recording had none).
+	Entry *OrderEntry
+}
+
+// ConversionQuery selects conversions, newest first. Zero fields do not
+// filter.
+type ConversionQuery struct {
+	// Network is a credited network.
+	Network string
+	Event   string
+	Status  order.Status
+	// Source is the order's source ("page", "webhook", "endpoint", "test").
+	Source    string
+	SessionID string
+	// Since and Until bound the creation time: at or after Since, before
+	// Until.
+	Since time.Time
+	Until time.Time
+	// Cursor continues a listing where the previous page ended ("" starts).
+	Cursor string
+	// Limit bounds the page (see Limit).
+	Limit int
+}
+
+// Ledger keeps orders, conversions and the idempotency markers.
+type Ledger interface {
+	// FindOrder returns the order entry stored under any of ids (the first
+	// found, in the order given), or a zero entry (Version 0).
+	FindOrder(ctx context.Context, ids []string, now time.Time) (OrderEntry, error)
+	// Record writes a recording atomically (see Recording).
+	Record(ctx context.Context, r Recording) (Recorded, error)
+	// Conversion returns one conversion.
+	Conversion(ctx context.Context, id string, now time.Time) (*record.Conversion, error)
+	// Conversions lists conversions, newest first, and the cursor of the
+	// next page ("" after the last).
+	Conversions(ctx context.Context, q ConversionQuery, now time.Time) ([]record.Conversion, string, error)
+	// SessionConversions counts the conversions of a session created at or
+	// after since.
+	SessionConversions(ctx context.Context, sessionID string, since, now time.Time) (int, error)
+}
+
+// DeliveryQuery selects deliveries, newest first. Zero fields do not
+// filter.
+type DeliveryQuery struct {
+	State        record.State
+	Network      string
+	ConversionID string
+	Cursor       string
+	Limit        int
+}
+
+// NetworkQueue describes the deliveries of one network.
+type NetworkQueue struct {
+	Network  string `json:"network"`
+	Queued   int    `json:"queued"`
+	Retrying int    `json:"retrying"`
+	Running  int    `json:"running"`
+	Dead     int    `json:"dead"`
+	// OldestWaiting is the QueuedAt of the oldest waiting or running
+	// delivery; zero when none.
+	OldestWaiting time.Time `json:"oldest_waiting,omitzero"`
+	// NextDue is the earliest NextAttempt of a waiting delivery.
+	NextDue time.Time `json:"next_due,omitzero"`
+}
+
+// Queue holds deliveries. A dispatcher claims due deliveries with a lease;
+// only the owner of a lease can settle the delivery, and a lease that runs
+// out is rescued back to the queue. Delivery is at least once; once an
+// outcome is recorded, a delivery is never claimed again unless replayed.
+type Queue interface {
+	// Claim leases up to limit deliveries of network that wait and are due
+	// at now, earliest due first, to owner until leaseUntil: they become
+	// running. It also returns the earliest NextAttempt among those still
+	// waiting (zero when none). A delivery is never leased to two owners at
+	// once.
+	Claim(ctx context.Context, network, owner string, limit int, now, leaseUntil time.Time) ([]record.Delivery, time.Time, error)
+	// Complete records a successful attempt: the delivery is delivered and
+	// kept until keepUntil. request is the request sent, masked.
+	Complete(ctx context.Context, id, owner string, at record.Attempt, request record.Request, keepUntil time.Time) error
+	// Retry records a failed attempt; the delivery waits until next.
+	Retry(ctx context.Context, id, owner string, at record.Attempt, request record.Request, next time.Time) error
+	// Bury records a final failure: the delivery is dead with reason and
+	// kept until keepUntil. at is nil when no attempt was made.
+	Bury(ctx context.Context, id, owner string, at *record.Attempt, request record.Request, reason string, keepUntil time.Time) error
+	// Release gives a running delivery back without counting an attempt
+	// (a stopping dispatcher, a paused network); it is due at due.
+	Release(ctx context.Context, id, owner string, due time.Time) error
+	// Rescue returns running deliveries whose lease ended before now to the
+	// queue, due now, and reports how many.
+	Rescue(ctx context.Context, now time.Time) (int, error)
+	// Replay queues a dead or delivered delivery again, due now; its
+	// max-age clock starts over and its attempt log is kept. ErrState for a
+	// delivery that waits or runs.
+	Replay(ctx context.Context, id string, now time.Time) (*record.Delivery, error)
+	// ReplayDead replays every dead delivery of a network and reports how
+	// many.
+	ReplayDead(ctx context.Context, network string, now time.Time) (int, error)
+	// Delivery returns one delivery.
+	Delivery(ctx context.Context, id string, now time.Time) (*record.Delivery, error)
+	// Deliveries lists deliveries, newest first, and the next page's cursor.
+	Deliveries(ctx context.Context, q DeliveryQuery, now time.Time) ([]record.Delivery, string, error)
+	// QueueStats describes every network that has deliveries waiting,
+	// running or dead, sorted by network.
+	QueueStats(ctx context.Context, now time.Time) ([]NetworkQueue, error)
+}
+
+// WebhookQuery selects webhook log entries, newest first.
+type WebhookQuery struct {
+	Provider string
+	Result   string
+	Cursor   string
+	Limit    int
+}
+
+// Webhooks keeps the webhook log.
+type Webhooks interface {
+	// LogWebhook adds an entry to the webhook log.
+	LogWebhook(ctx context.Context, e record.WebhookEntry) error
+	// Webhook returns one entry.
+	Webhook(ctx context.Context, id string, now time.Time) (*record.WebhookEntry, error)
+	// WebhookLog lists entries, newest first, and the next page's cursor.
+	WebhookLog(ctx context.Context, q WebhookQuery, now time.Time) ([]record.WebhookEntry, string, error)
+}
+
+// Meta keeps values every node of a cluster must share.
+type Meta interface {
+	// MetaGetOrCreate returns the value stored under name, storing
+	// create's value first if there is none. Concurrent callers, on any
+	// node, all get the one value stored.
+	MetaGetOrCreate(ctx context.Context, name string, create func() []byte) ([]byte, error)
+}
+
+// MaxLimit caps the page size of every listing.
+const MaxLimit = 500
+
+// Limit returns a listing's page size: n capped at MaxLimit, 50 when n is
+// not positive.
+func Limit(n int) int {
+	switch {
+	case n <= 0:
+		return 50
+	case n > MaxLimit:
+		return MaxLimit
 	}
-	exp := binary.BigEndian.Uint64(v[1:headerLen])
-	if exp != 0 && t.UnixNano() >= int64(exp) {
-		return nil, false, nil
-	}
-	return v[headerLen:], true, nil
+	return n
 }
