@@ -33,6 +33,28 @@ type Touchpoint struct {
 	UserAgent  string `json:"user_agent,omitempty"`
 	// Subs are the sub IDs and UTM values of the landing URL.
 	Subs map[string]string `json:"subs,omitempty"`
+	// Consent is what the visitor had agreed to when the click landed;
+	// nil when no consent signal is configured.
+	Consent *Consent `json:"consent,omitempty"`
+}
+
+// Consent values.
+const (
+	Granted = "granted"
+	Denied  = "denied"
+)
+
+// Consent is a visitor's consent as read when a click landed.
+type Consent struct {
+	// AdUserData and AdPersonalization are Google's consent signals
+	// (Granted, Denied, or "" when not known), passed to the APIs that
+	// take them; AdUserData also decides whether hashed customer
+	// identifiers may be sent with a conversion.
+	AdUserData        string `json:"ad_user_data,omitempty"`
+	AdPersonalization string `json:"ad_personalization,omitempty"`
+	// Purposes are the consent purposes granted (IAB TCF purpose numbers
+	// or configured names).
+	Purposes []string `json:"purposes,omitempty"`
 }
 
 // SubParams are the landing-URL parameters kept with a touchpoint besides
