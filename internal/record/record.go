@@ -7,6 +7,9 @@
 package record
 
 import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
 	"net/http"
 	"time"
 
@@ -255,6 +258,48 @@ func (d *Delivery) AddAttempt(at Attempt) {
 	if n := len(d.Attempts); n > MaxAttemptsKept {
 		d.Attempts = append(d.Attempts[:1], d.Attempts[n-MaxAttemptsKept+1:]...)
 	}
+}
+
+// Scrub removes the personal data of a delivery after an erasure: the
+// credited touchpoint, the request shown in the log (it carries the click
+// ID) and the answers' snippets (which may echo it).
+func (d *Delivery) Scrub() {
+	d.Postback.Touchpoint.Scrub()
+	d.Request = Request{Method: d.Request.Method, URL: Erased}
+	for i := range d.Attempts {
+		d.Attempts[i].Snippet = ""
+	}
+}
+
+// NewID returns a new record ID made at t: 12 hex digits of Unix
+// milliseconds, then 20 of random, so that IDs sort by creation time.
+// Listings are ordered by ID.
+func NewID(t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(max(t.UnixMilli(), 0))<<16)
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// IDTime returns the creation time encoded in an ID made by NewID, to the
+// millisecond, or false for another ID.
+func IDTime(id string) (time.Time, bool) {
+	if len(id) != 32 {
+		return time.Time{}, false
+	}
+	var b [8]byte
+	if _, err := hex.Decode(b[2:], []byte(id[:12])); err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[:]))), true
+}
+
+// IDFloor returns the smallest ID NewID can make at t: IDs of records made
+// at or after t sort at or after it.
+func IDFloor(t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(max(t.UnixMilli(), 0))<<16)
+	return hex.EncodeToString(b[:])
 }
 
 // Webhook results, as the webhook log records them.

@@ -8,7 +8,11 @@
 //
 // Time: every method that decides by time takes it from the caller, so that
 // tests can move a clock; engines never read the wall clock to decide what
-// is live or due.
+// is live or due (they may use it to remove what expired long ago).
+//
+// Order: record IDs are made by record.NewID and sort by creation time;
+// listings are newest first, by ID, and a page's cursor is the last ID it
+// holds.
 package store
 
 import (
@@ -86,11 +90,11 @@ type Sessions interface {
 	FindClicks(ctx context.Context, clickID string, now time.Time, limit int) ([]ClickMatch, error)
 	// EraseSession removes a session and every copy of its personal data at
 	// once: its touchpoints, and the touchpoints copied into its
-	// conversions and their deliveries (record.Touchpoint.Scrub, and the
-	// delivery's masked request replaced by the erased marker); deliveries
-	// of those conversions that still wait are buried with reason
-	// ReasonErased. It reports whether the session had anything stored.
-	EraseSession(ctx context.Context, id string, now time.Time) (bool, error)
+	// conversions (record.Touchpoint.Scrub) and their deliveries
+	// (record.Delivery.Scrub); deliveries of those conversions that wait or
+	// run are buried with reason ReasonErased and kept until keepDeadUntil.
+	// It reports whether the session had anything stored.
+	EraseSession(ctx context.Context, id string, now, keepDeadUntil time.Time) (bool, error)
 }
 
 // ReasonErased is the dead-letter reason of deliveries cancelled by an
@@ -131,10 +135,12 @@ type Recording struct {
 	// SeenEvent. It is kept until EventUntil.
 	EventKey   string
 	EventUntil time.Time
-	// OrderKeys are the order ID and its aliases that Entry is stored
-	// under. Prior is the Version of the entry the caller read (0: none):
-	// if the stored entry's version differs, nothing is written and Record
-	// returns ErrConflict. A nil Entry leaves the index alone.
+	// Entry is stored as the one entry of Entry.OrderID, found from then on
+	// by each of OrderKeys (the order ID and its aliases; a key that found
+	// another entry is moved to this one). Prior is the Version of the
+	// entry the caller read with FindOrder(OrderKeys) (0: none): if the
+	// entry those keys find now has another version, nothing is written and
+	// Record returns ErrConflict. A nil Entry leaves the index alone.
 	OrderKeys []string
 	Prior     int64
 	Entry     *OrderEntry
