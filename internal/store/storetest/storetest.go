@@ -252,8 +252,8 @@ func delivery(network, event, orderID string, now time.Time) record.Delivery {
 	return record.Delivery{
 		ID: record.NewID(now), Network: network, Event: event, OrderID: orderID, Status: order.StatusApproved,
 		Key: network + "/" + event + "/" + orderID, MaxAge: 72 * time.Hour,
-		Postback: record.Postback{Network: network, Order: o, Touchpoint: tp, Time: now},
-		Request:  record.Request{Method: "GET", URL: "https://n.example/pb?cid=click-" + orderID},
+		Postback:  record.Postback{Network: network, Order: o, Touchpoint: tp, Time: now},
+		Request:   record.Request{Method: "GET", URL: "https://n.example/pb?cid=click-" + orderID},
 		CreatedAt: now,
 	}
 }
