@@ -90,10 +90,13 @@ type Sessions interface {
 	FindClicks(ctx context.Context, clickID string, now time.Time, limit int) ([]ClickMatch, error)
 	// EraseSession removes a session and every copy of its personal data at
 	// once: its touchpoints, and the touchpoints copied into its
-	// conversions (record.Touchpoint.Scrub) and their deliveries
-	// (record.Delivery.Scrub); deliveries of those conversions that wait or
-	// run are buried with reason ReasonErased and kept until keepDeadUntil.
-	// It reports whether the session had anything stored.
+	// conversions, their order entries (record.Touchpoint.Scrub) and their
+	// deliveries (record.Delivery.Scrub); the conversions are no longer
+	// tied to the session (SessionID cleared), the order entries keep
+	// record.Erased as their session so that no other visitor takes the
+	// orders, and deliveries that wait or run are buried with reason
+	// ReasonErased and kept until keepDeadUntil. It reports whether the
+	// session had anything stored.
 	EraseSession(ctx context.Context, id string, now, keepDeadUntil time.Time) (bool, error)
 }
 

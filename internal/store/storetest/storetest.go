@@ -593,7 +593,7 @@ func testConversionListing(t *testing.T, s store.Store) {
 		{"session", store.ConversionQuery{SessionID: "s0"}, 4},
 		{"since", store.ConversionQuery{Since: now.Add(5 * time.Millisecond)}, 2},
 		{"until", store.ConversionQuery{Until: now.Add(2 * time.Millisecond)}, 2},
-		{"combined", store.ConversionQuery{Network: "everflow", Event: "purchase"}, 2},
+		{"combined", store.ConversionQuery{Network: "everflow", Event: "purchase"}, 3},
 	} {
 		if got := count(tc.q); got != tc.want {
 			t.Errorf("filter %s: %d conversions, want %d", tc.name, got, tc.want)
@@ -684,6 +684,9 @@ func testClaimDueOnly(t *testing.T, s store.Store) {
 	now := base()
 	early := queue(t, s, "everflow", 3, now)
 	later := queue(t, s, "everflow", 2, now.Add(time.Minute))
+	// Deliveries due at the same time are claimed in ID order.
+	sort.Strings(early)
+	sort.Strings(later)
 	queue(t, s, "meta", 2, now)
 	got, next := claim(t, s, "everflow", "w1", 2, now)
 	if len(got) != 2 || got[0].ID != early[0] || got[1].ID != early[1] {
@@ -1042,6 +1045,9 @@ func testEraseSession(t *testing.T, s store.Store) {
 	id := newSession(t, s, now, touch("everflow", "erase-me", now))
 	other := newSession(t, s, now, touch("everflow", "keep-me", now))
 	res := recordOrder(t, s, now, id, "E1", "everflow", "meta")
+	if _, err := s.Record(bg, store.Recording{OrderKeys: []string{"E1"}, Entry: entry("E1", id, now, "everflow", "meta"), Now: now}); err != nil {
+		t.Fatal(err)
+	}
 	kept := recordOrder(t, s, now, other, "K1", "everflow")
 	got, _ := claim(t, s, "everflow", "w1", 10, now)
 	for _, d := range got {
@@ -1068,6 +1074,12 @@ func testEraseSession(t *testing.T, s store.Store) {
 	}
 	if cs, _ := listConversions(t, s, store.ConversionQuery{}, now); len(cs) != 2 {
 		t.Fatalf("conversions after erasure: %d", len(cs))
+	}
+	if cs, _ := listConversions(t, s, store.ConversionQuery{SessionID: id}, now); len(cs) != 0 {
+		t.Fatalf("conversions still listed under the erased session: %+v", cs)
+	}
+	if e := must[store.OrderEntry](t)(s.FindOrder(bg, []string{"E1"}, now)); len(e.Credits) != 2 || e.Credits[0].Touchpoint.ClickID != record.Erased || e.SessionID != record.Erased {
+		t.Fatalf("order entry not scrubbed: %+v", e)
 	}
 	for _, did := range res.Queued {
 		d := must[*record.Delivery](t)(s.Delivery(bg, did, now))

@@ -1,0 +1,104 @@
+package badger
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/caddy-postback/caddy-postback/internal/store"
+	"github.com/caddy-postback/caddy-postback/internal/store/storetest"
+)
+
+func TestConformanceInMemory(t *testing.T) {
+	storetest.Run(t, storetest.Harness{
+		Open: func(t *testing.T) store.Store {
+			s, err := Open(Options{InMemory: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+	})
+}
+
+func TestConformanceOnDisk(t *testing.T) {
+	storetest.Run(t, storetest.Harness{
+		Open: func(t *testing.T) store.Store {
+			s, err := Open(Options{Dir: t.TempDir(), MinFree: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+	})
+}
+
+// TestConformanceOnSmallFilesystem runs the suite on a real 64 MiB tmpfs,
+// and its storage-fault test by filling that filesystem with a file until
+// less than the engine's reserve is free, then removing the file.
+func TestConformanceOnSmallFilesystem(t *testing.T) {
+	mnt := tmpfs(t, "64m")
+	storetest.Run(t, storetest.Harness{
+		Open: func(t *testing.T) store.Store {
+			dir, err := os.MkdirTemp(mnt, "store")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = os.RemoveAll(dir) })
+			s, err := Open(Options{Dir: dir, MinFree: 16 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		Break: func(t *testing.T, _ store.Store) func() {
+			filler := filepath.Join(mnt, "filler")
+			fill(t, filler, mnt, 8<<20)
+			return func() { _ = os.Remove(filler) }
+		},
+	})
+}
+
+// tmpfs mounts a tmpfs of the given size for the test. Mounting needs root:
+// CI runs as root; elsewhere the test says loudly why it is skipped, and
+// fails under CI=true.
+func tmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		msg := "SKIPPED: the storage-fault tests need a real small filesystem, and mounting a tmpfs failed (run as root, as CI does): " + string(out) + err.Error()
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// fill writes a file at path until the filesystem of mnt has less than
+// leave bytes free.
+func fill(t *testing.T, path, mnt string, leave int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		free, _, err := freeSpace(mnt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if free < leave {
+			return
+		}
+		n := min(int64(len(buf)), free-leave+4096)
+		if _, err := f.Write(buf[:n]); err != nil {
+			t.Fatalf("filling %s: %v", mnt, err)
+		}
+	}
+}
