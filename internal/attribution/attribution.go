@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/caddy-postback/caddy-postback/internal/capture"
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // Policy picks the winning affiliate touchpoint.
@@ -36,20 +36,13 @@ type Network struct {
 	Window time.Duration
 }
 
-// Credit is a network credited with a conversion, and why.
-type Credit struct {
-	Network    string             `json:"network"`
-	Touchpoint capture.Touchpoint `json:"touchpoint"`
-	Reason     string             `json:"reason"`
-}
-
 // Decide returns the credited touchpoints for a conversion at time at. Only
 // touchpoints of configured networks whose window is still open count.
 // Affiliates compete under the policy, so two affiliate networks are never
 // paid for one order; every platform with a click is credited with its
 // latest one.
-func Decide(policy Policy, networks map[string]Network, tps []capture.Touchpoint, at time.Time) []Credit {
-	var winner *capture.Touchpoint
+func Decide(policy Policy, networks map[string]Network, tps []record.Touchpoint, at time.Time) []record.Credit {
+	var winner *record.Touchpoint
 	affiliates := 0
 	latest := map[string]int{}
 	var platforms []string
@@ -79,7 +72,7 @@ func Decide(policy Policy, networks map[string]Network, tps []capture.Touchpoint
 			winner = tp
 		}
 	}
-	var out []Credit
+	var out []record.Credit
 	if winner != nil {
 		p := policy
 		if p == "" {
@@ -89,17 +82,17 @@ func Decide(policy Policy, networks map[string]Network, tps []capture.Touchpoint
 		if affiliates > 1 {
 			reason += fmt.Sprintf(", won against %d other affiliate click(s)", affiliates-1)
 		}
-		out = append(out, Credit{Network: winner.Network, Touchpoint: *winner, Reason: reason})
+		out = append(out, record.Credit{Network: winner.Network, Touchpoint: *winner, Reason: reason})
 	}
 	for _, name := range platforms {
 		tp := tps[latest[name]]
-		out = append(out, Credit{Network: name, Touchpoint: tp,
+		out = append(out, record.Credit{Network: name, Touchpoint: tp,
 			Reason: fmt.Sprintf("platform: latest click of %s within its %s window", tp.CapturedAt.UTC().Format(time.RFC3339), networks[name].Window)})
 	}
 	return out
 }
 
-func inWindow(tp *capture.Touchpoint, n Network, at time.Time) bool {
+func inWindow(tp *record.Touchpoint, n Network, at time.Time) bool {
 	if at.Before(tp.CapturedAt) {
 		return false
 	}

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-postback/caddy-postback/internal/capture"
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 func TestDecide(t *testing.T) {
@@ -20,25 +20,25 @@ func TestDecide(t *testing.T) {
 		"google":   {Role: RolePlatform, Window: 90 * 24 * time.Hour},
 		"disabled": {Role: RoleAffiliate, Window: 30 * 24 * time.Hour},
 	}
-	tp := func(network, id string, daysAgo float64) capture.Touchpoint {
+	tp := func(network, id string, daysAgo float64) record.Touchpoint {
 		c := at.Add(-time.Duration(daysAgo * float64(24*time.Hour)))
-		return capture.Touchpoint{Network: network, ClickID: id, CapturedAt: c, ExpiresAt: c.Add(nets[network].Window)}
+		return record.Touchpoint{Network: network, ClickID: id, CapturedAt: c, ExpiresAt: c.Add(nets[network].Window)}
 	}
 	for _, tc := range []struct {
 		name   string
 		policy Policy
-		tps    []capture.Touchpoint
+		tps    []record.Touchpoint
 		want   []string // network:click
 	}{
 		{"no touchpoints", LastClick, nil, nil},
-		{"last affiliate wins", LastClick, []capture.Touchpoint{tp("impact", "i1", 5), tp("cj", "c1", 2)}, []string{"cj:c1"}},
-		{"first affiliate wins", FirstClick, []capture.Touchpoint{tp("impact", "i1", 5), tp("cj", "c1", 2)}, []string{"impact:i1"}},
-		{"expired window does not compete", LastClick, []capture.Touchpoint{tp("impact", "i1", 5), tp("short", "s1", 2)}, []string{"impact:i1"}},
+		{"last affiliate wins", LastClick, []record.Touchpoint{tp("impact", "i1", 5), tp("cj", "c1", 2)}, []string{"cj:c1"}},
+		{"first affiliate wins", FirstClick, []record.Touchpoint{tp("impact", "i1", 5), tp("cj", "c1", 2)}, []string{"impact:i1"}},
+		{"expired window does not compete", LastClick, []record.Touchpoint{tp("impact", "i1", 5), tp("short", "s1", 2)}, []string{"impact:i1"}},
 		{"platforms each get their latest click", LastClick,
-			[]capture.Touchpoint{tp("meta", "m1", 6), tp("impact", "i1", 5), tp("meta", "m2", 3), tp("google", "g1", 1)},
+			[]record.Touchpoint{tp("meta", "m1", 6), tp("impact", "i1", 5), tp("meta", "m2", 3), tp("google", "g1", 1)},
 			[]string{"impact:i1", "meta:m2", "google:g1"}},
-		{"unknown network ignored", LastClick, []capture.Touchpoint{tp("gone", "x", 1)}, nil},
-		{"click after the order ignored", LastClick, []capture.Touchpoint{tp("impact", "future", -1)}, nil},
+		{"unknown network ignored", LastClick, []record.Touchpoint{tp("gone", "x", 1)}, nil},
+		{"click after the order ignored", LastClick, []record.Touchpoint{tp("impact", "future", -1)}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			credits := Decide(tc.policy, nets, tc.tps, at)
@@ -59,7 +59,7 @@ func TestDecide(t *testing.T) {
 func TestReasonNamesTheCompetition(t *testing.T) {
 	at := time.Now()
 	nets := map[string]Network{"a": {Role: RoleAffiliate, Window: time.Hour}, "b": {Role: RoleAffiliate, Window: time.Hour}}
-	c := Decide(LastClick, nets, []capture.Touchpoint{
+	c := Decide(LastClick, nets, []record.Touchpoint{
 		{Network: "a", ClickID: "1", CapturedAt: at.Add(-2 * time.Minute)},
 		{Network: "b", ClickID: "2", CapturedAt: at.Add(-time.Minute)},
 	}, at)

@@ -1,10 +1,7 @@
 package capture
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/caddy-postback/caddy-postback/internal/record"
+	badgerstore "github.com/caddy-postback/caddy-postback/internal/store/badger"
 )
 
 func testRecognizer(t *testing.T) *Recognizer {
@@ -162,12 +163,10 @@ func TestCookieSignVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := NewSigner([]byte(strings.Repeat("o", 32)))
-	newID := func() string {
-		random := make([]byte, batchRandomBytes+ownRandomBytes)
-		_, _ = rand.Read(random)
-		return newBatchID(time.Now(), random) + base64.RawURLEncoding.EncodeToString(random[batchRandomBytes:])
+	id := NewSessionID()
+	if len(id) != 22 || id == NewSessionID() {
+		t.Fatalf("session ID %q", id)
 	}
-	id := newID()
 	v := s.Sign(id)
 	if !regexp.MustCompile(`^[A-Za-z0-9_-]{1,200}$`).MatchString(v) {
 		t.Fatalf("cookie value %q cannot ride as a Stripe client_reference_id", v)
@@ -177,13 +176,11 @@ func TestCookieSignVerify(t *testing.T) {
 	}
 	tampered := []byte(v)
 	tampered[3] ^= 1
-	otherBatch := []byte(v)
-	otherBatch[batchIDLen-1] ^= 1 // another batch, same own part
 	for name, bad := range map[string]string{
-		"other key":   other.Sign(newID()),
+		"other key":   other.Sign(NewSessionID()),
 		"tampered id": string(tampered),
-		"other batch": string(otherBatch),
 		"truncated":   v[:len(v)-1],
+		"extended":    v + "A",
 		"unsigned":    id,
 		"empty":       "",
 	} {
@@ -191,22 +188,36 @@ func TestCookieSignVerify(t *testing.T) {
 			t.Errorf("%s cookie verified", name)
 		}
 	}
-	// A value made before session IDs were batched still verifies.
-	mac := hmac.New(sha256.New, []byte(strings.Repeat("k", 32)))
-	mac.Write([]byte(macDomain + "AAAAAAAAAAAAAAAAAAAAAA"))
-	old := "AAAAAAAAAAAAAAAAAAAAAA" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
-	if got, ok := s.Verify(old); !ok || got != "AAAAAAAAAAAAAAAAAAAAAA" {
-		t.Errorf("Verify(44-character value) = %q %v", got, ok)
-	}
-	if _, ok := other.Verify(old); ok {
-		t.Error("a 44-character value verified under another key")
-	}
 	// Verify runs on every request that carries the cookie.
 	if n := testing.AllocsPerRun(100, func() { s.Verify(v) }); n != 0 {
 		t.Errorf("Verify allocates %v times", n)
 	}
 	if _, err := NewSigner([]byte("short")); err == nil {
 		t.Error("a short key must be refused")
+	}
+}
+
+func TestVerifiedSessionAmongSeveralCookies(t *testing.T) {
+	s, _ := NewSigner([]byte(strings.Repeat("k", 32)))
+	other, _ := NewSigner([]byte(strings.Repeat("o", 32)))
+	id := NewSessionID()
+	valid := s.Sign(id)
+	forged := other.Sign(NewSessionID())
+	for _, tc := range []struct {
+		name   string
+		header []string
+		want   string
+	}{
+		{"bogus then valid", []string{"_pbsid=bogus; _pbsid=" + valid}, id},
+		{"valid then bogus", []string{"_pbsid=" + valid + "; _pbsid=bogus"}, id},
+		{"forged then valid, two lines", []string{"_pbsid=" + forged, "x=1; _pbsid=" + valid}, id},
+		{"forged only", []string{"_pbsid=" + forged}, ""},
+		{"none", []string{"a=1"}, ""},
+	} {
+		got, value, ok := s.VerifiedSession(http.Header{"Cookie": tc.header}, "_pbsid")
+		if got != tc.want || ok != (tc.want != "") || (ok && value != valid) {
+			t.Errorf("%s: VerifiedSession = %q %q %v, want %q", tc.name, got, value, ok, tc.want)
+		}
 	}
 }
 
@@ -226,17 +237,30 @@ func TestCookieValue(t *testing.T) {
 	}
 }
 
-func TestSessionsAddCapAndRepeat(t *testing.T) {
-	st := openStore(t, true)
-	ss := &Sessions{Store: st, MaxTouchpoints: 3, TTL: time.Hour}
+func TestSessionsCapture(t *testing.T) {
+	st, err := badgerstore.Open(badgerstore.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	ss := &Sessions{Store: st, MaxTouchpoints: 3}
 	t0 := time.Now()
-	for i, id := range []string{"a", "b", "c", "d", "c"} {
-		tp := Touchpoint{Network: "n", ClickID: id, CapturedAt: t0.Add(time.Duration(i) * time.Second), ExpiresAt: t0.Add(time.Hour)}
-		if err := ss.Add("s1", []Touchpoint{tp}, ""); err != nil {
-			t.Fatal(err)
+	tp := func(click string, at time.Time) []record.Touchpoint {
+		return []record.Touchpoint{{Network: "n", ClickID: click, CapturedAt: at, ExpiresAt: at.Add(time.Hour)}}
+	}
+	id, isNew, err := ss.Capture(ctx, "", tp("a", t0), "", t0)
+	if err != nil || !isNew || len(id) != 22 {
+		t.Fatalf("first click: %q %v %v", id, isNew, err)
+	}
+	for i, click := range []string{"b", "c", "d", "c"} {
+		at := t0.Add(time.Duration(i+1) * time.Second)
+		got, isNew, err := ss.Capture(ctx, id, tp(click, at), "", at)
+		if err != nil || isNew || got != id {
+			t.Fatalf("click %s: %q %v %v", click, got, isNew, err)
 		}
 	}
-	sess, err := ss.Get("s1")
+	sess, err := st.Session(ctx, id, t0.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,11 +272,33 @@ func TestSessionsAddCapAndRepeat(t *testing.T) {
 	if strings.Join(ids, ",") != "b,d,c" {
 		t.Fatalf("touchpoints = %v, want b,d,c", ids)
 	}
-	if found, err := ss.Erase("s1"); err != nil || !found {
-		t.Fatalf("erase: %v %v", found, err)
+	// An expired session is not revived: the click starts a new one.
+	late := t0.Add(2 * time.Hour)
+	got, isNew, err := ss.Capture(ctx, id, tp("e", late), "", late)
+	if err != nil || !isNew || got == id {
+		t.Fatalf("click on an expired session: %q %v %v", got, isNew, err)
 	}
-	if _, err := ss.Get("s1"); err == nil {
-		t.Fatal("erased session still readable")
+	// So is an erased one.
+	if _, err := st.EraseSession(ctx, got, late, late); err != nil {
+		t.Fatal(err)
+	}
+	again, isNew, err := ss.Capture(ctx, got, tp("f", late), "", late)
+	if err != nil || !isNew || again == got {
+		t.Fatalf("click on an erased session: %q %v %v", again, isNew, err)
+	}
+}
+
+func TestTouchpointsAreCapped(t *testing.T) {
+	r := testRecognizer(t)
+	l := r.Read("irclickid=abc")
+	tps := r.NewTouchpoints(l, Landed{At: time.Now(), LandingURL: strings.Repeat("u", 10000),
+		Referrer: strings.Repeat("r", 5000), UserAgent: strings.Repeat("é", 1000)})
+	if len(tps) != 1 {
+		t.Fatalf("touchpoints %v", tps)
+	}
+	tp := tps[0]
+	if len(tp.LandingURL) != MaxLandingURL || len(tp.Referrer) != MaxReferrer || len(tp.UserAgent) > MaxUserAgent || !utf8.ValidString(tp.UserAgent) {
+		t.Fatalf("caps: landing %d, referrer %d, user agent %d", len(tp.LandingURL), len(tp.Referrer), len(tp.UserAgent))
 	}
 }
 
@@ -264,6 +310,19 @@ func TestTruncateIP(t *testing.T) {
 	} {
 		if got := TruncateIP(in); got != want {
 			t.Errorf("TruncateIP(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestClickIDKeepsPlus: a standard-base64 click ID put into the landing URL
+// unescaped keeps its '+' (a space is never part of a click ID), and its
+// escaped form reads the same.
+func TestClickIDKeepsPlus(t *testing.T) {
+	r := testRecognizer(t)
+	for _, q := range []string{"irclickid=ab+c/d==", "irclickid=ab%2Bc%2Fd%3D%3D", "x=1&irclickid=ab+c/d==&sub1=a+b"} {
+		l := r.Read(q)
+		if len(l.Hits) != 1 || l.Hits[0].ClickID != "ab+c/d==" {
+			t.Errorf("Read(%q) = %+v, want the click ID ab+c/d==", q, l.Hits)
 		}
 	}
 }

@@ -13,17 +13,14 @@ import (
 	"sync"
 )
 
-// A session cookie value is the session ID (see Sessions.Create) followed
-// by a truncated HMAC-SHA256 of it (16 bytes, base64url without padding, 22
-// characters): 62 characters of [A-Za-z0-9_-], so it can ride through a
+// A session cookie value is the session ID (see NewSessionID) followed by a
+// truncated HMAC-SHA256 of it (16 bytes, base64url without padding, 22
+// characters): 44 characters of [A-Za-z0-9_-], so it can ride through a
 // hosted checkout as a Stripe client_reference_id and be verified when it
-// returns. Values made before session IDs were batched (a 22 character
-// random ID, 44 characters in all) are still accepted.
+// returns.
 const (
-	oldIDLen    = 22
 	macLen      = 22
 	cookieLen   = idLen + macLen
-	oldLen      = oldIDLen + macLen
 	macDomain   = "caddy-postback session v1\x00"
 	minKeyBytes = 32
 )
@@ -66,10 +63,10 @@ func NewKey() []byte {
 	return k
 }
 
-// Sign returns the cookie value of a session ID made by Sessions.Create.
+// Sign returns the cookie value of a session ID made by NewSessionID.
 func (s *Signer) Sign(id string) string {
 	if len(id) != idLen {
-		panic("capture: signing a session ID not made by Sessions.Create")
+		panic("capture: signing a session ID not made by NewSessionID")
 	}
 	var v [cookieLen]byte
 	copy(v[:], id)
@@ -80,14 +77,10 @@ func (s *Signer) Sign(id string) string {
 // Verify returns the session ID of a signed value, or ok=false for anything
 // forged, truncated or signed with another key.
 func (s *Signer) Verify(value string) (id string, ok bool) {
-	switch len(value) {
-	case cookieLen:
-		id = value[:idLen]
-	case oldLen:
-		id = value[:oldIDLen]
-	default:
+	if len(value) != cookieLen {
 		return "", false
 	}
+	id = value[:idLen]
 	var want [macLen]byte
 	s.mac(want[:], id)
 	if subtle.ConstantTimeCompare(want[:], []byte(value[len(id):])) != 1 {
@@ -96,8 +89,8 @@ func (s *Signer) Verify(value string) (id string, ok bool) {
 	return id, true
 }
 
-// mac writes the base64url MAC of a session ID of idLen or oldIDLen bytes
-// to dst (macLen bytes).
+// mac writes the base64url MAC of a session ID of idLen bytes to dst
+// (macLen bytes).
 func (s *Signer) mac(dst []byte, id string) {
 	m := s.macs.Get().(*pooledMAC)
 	n := copy(m.in[len(macDomain):], id)
@@ -107,13 +100,40 @@ func (s *Signer) mac(dst []byte, id string) {
 	s.macs.Put(m)
 }
 
-// CookieValue returns the value of the named cookie from the request headers
-// without parsing every cookie, and without allocating. It searches for the
-// name itself rather than splitting the header at every ';', because it
-// runs on every request that carries cookies, and most carry only others.
+// CookieValue returns the value of the first cookie with the name from the
+// request headers without parsing every cookie, and without allocating. It
+// searches for the name itself rather than splitting the header at every
+// ';', because it runs on every request that carries cookies, and most carry
+// only others.
 func CookieValue(h http.Header, name string) string {
+	v := ""
+	EachCookie(h, name, func(s string) bool {
+		v = s
+		return false
+	})
+	return v
+}
+
+// VerifiedSession returns the session ID and signed value of the first
+// cookie with the name that verifies: a browser may send several cookies of
+// one name (set for different paths or domains, or planted by a
+// subdomain), and any valid one is the visitor's session.
+func (s *Signer) VerifiedSession(h http.Header, name string) (id, value string, ok bool) {
+	EachCookie(h, name, func(v string) bool {
+		id, ok = s.Verify(v)
+		if ok {
+			value = v
+		}
+		return !ok
+	})
+	return id, value, ok
+}
+
+// EachCookie calls fn with the value of every cookie with the name, in
+// order, until fn returns false.
+func EachCookie(h http.Header, name string, fn func(value string) bool) {
 	if name == "" {
-		return ""
+		return
 	}
 	for _, line := range h["Cookie"] {
 		for off := 0; off < len(line); {
@@ -128,12 +148,13 @@ func CookieValue(h http.Header, name string) string {
 				if j := strings.IndexByte(v, ';'); j >= 0 {
 					v = v[:j]
 				}
-				return strings.Trim(strings.TrimRight(v, asciiSpace), `"`)
+				if !fn(strings.Trim(strings.TrimRight(v, asciiSpace), `"`)) {
+					return
+				}
 			}
 			off = i + 1
 		}
 	}
-	return ""
 }
 
 // asciiSpace is what browsers put around cookie pairs.

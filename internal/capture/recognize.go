@@ -174,7 +174,10 @@ func (r *Recognizer) Read(rawQuery string) Landing {
 			continue
 		}
 		if isClick {
-			cands = addCandidate(cands, Hit{Network: net, Param: key, ClickID: v})
+			// A space is never part of a click ID: a '+' is one the network
+			// sent unescaped (standard base64), kept as sent.
+			cv, _ := unescapeClickID(value)
+			cands = addCandidate(cands, Hit{Network: net, Param: key, ClickID: cv})
 		}
 		if isSub {
 			subsSeen |= 1 << sub
@@ -209,6 +212,15 @@ func unescape(s string) (string, bool) {
 		return s, true
 	}
 	u, err := url.QueryUnescape(s)
+	return u, err == nil
+}
+
+// unescapeClickID decodes a click ID's %-escapes but keeps '+' as '+'.
+func unescapeClickID(s string) (string, bool) {
+	if strings.IndexByte(s, '%') < 0 {
+		return s, true
+	}
+	u, err := url.PathUnescape(s)
 	return u, err == nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -121,5 +122,37 @@ func TestDecimalJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(bad), &d); err == nil {
 			t.Errorf("%s was accepted as %v", bad, d)
 		}
+	}
+}
+
+func TestOrderCheck(t *testing.T) {
+	amt := func(s string) Decimal {
+		d, err := ParseDecimal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		name string
+		o    Order
+		bad  bool
+	}{
+		{"plain sale", Order{ID: "1", Event: "purchase", Amount: amt("49.90"), HasAmount: true, Currency: "USD"}, false},
+		{"no amount", Order{ID: "1", Event: "lead"}, false},
+		{"negative sale", Order{ID: "1", Event: "purchase", Amount: amt("-50.00"), HasAmount: true, Currency: "USD"}, true},
+		{"negative refund", Order{ID: "1", Event: "purchase", Status: StatusRefunded, Amount: amt("-50.00"), HasAmount: true}, false},
+		{"unknown currency", Order{ID: "1", Event: "purchase", Amount: amt("5"), HasAmount: true, Currency: "ZZZ"}, true},
+		{"long ID", Order{ID: strings.Repeat("x", 10<<10), Event: "purchase"}, true},
+		{"huge amount", Order{ID: "1", Event: "purchase", Amount: amt("1000000000000"), HasAmount: true, Currency: "USD"}, true},
+		{"largest amount", Order{ID: "1", Event: "purchase", Amount: amt("999999999999.99"), HasAmount: true, Currency: "USD"}, false},
+		{"unreadable amount", Order{ID: "1", Event: "purchase", Invalid: []string{"amount: 1e30 out of range"}}, true},
+	} {
+		if got := tc.o.Check(); (len(got) > 0) != tc.bad {
+			t.Errorf("%s: Check() = %v", tc.name, got)
+		}
+	}
+	if !KnownCurrency("EUR") || KnownCurrency("eur") || KnownCurrency("ZZZ") || KnownCurrency("") {
+		t.Error("KnownCurrency")
 	}
 }

@@ -99,6 +99,10 @@ type Order struct {
 	// saw the order sets for the networks' templates (an offer ID, a goal
 	// name, a payout), by name.
 	Values map[string]string `json:"values,omitempty"`
+	// Invalid lists values the source gave but that could not be read (an
+	// amount that does not parse or is out of range, a currency that is
+	// not a code): the order is recorded and nothing is sent (see Check).
+	Invalid []string `json:"invalid,omitempty"`
 	// Problems lists what could not be read (an unparseable amount, a
 	// missing currency); the order is kept and the problems logged.
 	Problems []string `json:"problems,omitempty"`

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
@@ -273,12 +274,39 @@ func (d *Delivery) Scrub() {
 
 // NewID returns a new record ID made at t: 12 hex digits of Unix
 // milliseconds, then 20 of random, so that IDs sort by creation time.
-// Listings are ordered by ID.
+// Within one process, IDs made in one millisecond also sort in the order
+// they were made (the random part of the first, counted up); an ID always
+// tells its own millisecond (IDTime). Listings are ordered by ID.
 func NewID(t time.Time) string {
+	ms := uint64(max(t.UnixMilli(), 0))
 	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(max(t.UnixMilli(), 0))<<16)
-	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails on supported platforms
+	lastID.Lock()
+	if ms == lastID.ms {
+		lastID.lo++
+		if lastID.lo == 0 {
+			lastID.hi++
+		}
+	} else {
+		var r [10]byte
+		_, _ = rand.Read(r[:]) // crypto/rand.Read never fails on supported platforms
+		lastID.ms = ms
+		// Leave the top bit of the random part clear, so that counting up
+		// within a millisecond never wraps.
+		lastID.hi = binary.BigEndian.Uint16(r[:2]) & 0x7fff
+		lastID.lo = binary.BigEndian.Uint64(r[2:])
+	}
+	binary.BigEndian.PutUint64(b[:8], ms<<16|uint64(lastID.hi))
+	binary.BigEndian.PutUint64(b[8:], lastID.lo)
+	lastID.Unlock()
 	return hex.EncodeToString(b[:])
+}
+
+// lastID is the last ID made, for NewID's order within a millisecond.
+var lastID struct {
+	sync.Mutex
+	ms uint64
+	hi uint16
+	lo uint64
 }
 
 // IDTime returns the creation time encoded in an ID made by NewID, to the
