@@ -1,13 +1,23 @@
+// Package outbox sends the queued postbacks: a dispatcher claims due
+// deliveries from the store's queue, as many as its free workers can send,
+// with a lease; renders each with its network's current configuration;
+// sends it; and records the outcome (delivered, retry with backoff, dead
+// letter) only while it still holds the lease. Several dispatchers, one
+// per Caddy node, can share one queue.
 package outbox
 
 import (
-	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,105 +25,116 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-postback/caddy-postback/internal/postback"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 	"github.com/caddy-postback/caddy-postback/internal/store"
 )
 
-// Destination is how the dispatcher treats one network.
+// Destination is a network as the dispatcher sends to it.
 type Destination struct {
-	// Classify reads answers; nil uses the default status reading.
-	Classify func(status int, header http.Header, body []byte) (postback.Outcome, string)
+	postback.Destination
 	// Concurrency bounds parallel requests to the network; default 8.
 	Concurrency int
 }
 
-// Options configures a Dispatcher.
+// Config is what a Caddy config gives the dispatcher; a reload replaces it
+// while deliveries flow.
+type Config struct {
+	// Destinations are the configured networks, by name. Deliveries of a
+	// network not listed wait in the queue.
+	Destinations map[string]Destination
+	// Masker hides secrets in what is stored and logged.
+	Masker *postback.Masker
+	// KeepDelivered and KeepDead are how long delivered postbacks and dead
+	// letters stay in the delivery log; defaults 30 and 90 days.
+	KeepDelivered time.Duration
+	KeepDead      time.Duration
+}
+
+// Options configures a Dispatcher for its lifetime.
 type Options struct {
+	// Owner names this dispatcher in leases; default host name, process ID
+	// and a random suffix.
+	Owner string
 	// Timeout bounds one attempt; default 10s.
 	Timeout time.Duration
+	// LeaseMargin is how long a lease outlives the attempt's timeout, for
+	// recording the outcome; default 30s. A dispatcher that dies holds its
+	// deliveries this long past their timeout before another rescues them.
+	LeaseMargin time.Duration
+	// Poll is how often the queue is looked at when nothing woke the
+	// dispatcher (deliveries queued by other nodes); default 1s.
+	Poll time.Duration
 	// Retry is the backoff policy.
 	Retry RetryPolicy
 	// PauseAfter consecutive transient failures pause a network; default 5.
 	PauseAfter int
-	// PauseBase is the first pause, doubled on each further failure up to
+	// PauseBase is the first pause, doubled while failures go on up to
 	// PauseMax; defaults 5s and 10m.
 	PauseBase time.Duration
 	PauseMax  time.Duration
 	// Logger receives delivery outcomes.
 	Logger *zap.Logger
-	// OnOutcome is called after each attempt (metrics).
-	OnOutcome func(network string, outcome string)
-	// OnPause is called when a network is paused or resumed (metrics).
+	// OnAttempt is called after each attempt (metrics): the network, the
+	// resulting state, the answer's status (0 for none) and the latency.
+	OnAttempt func(network string, state record.State, status int, latency time.Duration)
+	// OnPause is called when a network is paused or resumes.
 	OnPause func(network string, paused bool)
-	// Client sends the requests; default a client tuned for many small
-	// requests to few hosts.
+	// Client sends the requests; default NewClient(Timeout).
 	Client *http.Client
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
 }
 
-// Dispatcher sends due deliveries. One runs per store: it lives with the
-// store, not with a config, so a reload never runs two.
+// Defaults.
+const (
+	DefaultKeepDelivered = 30 * 24 * time.Hour
+	DefaultKeepDead      = 90 * 24 * time.Hour
+	DefaultConcurrency   = 8
+)
+
+// Dispatcher sends due deliveries.
 type Dispatcher struct {
-	ob      *Outbox
-	opts    Options
-	client  *http.Client
-	logger  *zap.Logger
-	dests   atomic.Pointer[map[string]Destination]
-	wake    chan struct{}
-	mu      sync.Mutex
-	nets    map[string]*netState
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	started atomic.Bool
-	stopped chan struct{}
+	queue  store.Queue
+	opts   Options
+	client *http.Client
+	logger *zap.Logger
+	cfg    atomic.Pointer[Config]
+	wake   chan struct{}
+
+	mu   sync.Mutex
+	nets map[string]*netState
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	loopDone chan struct{}
+	sends    sync.WaitGroup
+	started  atomic.Bool
 }
 
-// netState is the in-memory state of one destination.
+// netState is what this dispatcher knows of one network.
 type netState struct {
-	name        string
-	queue       chan *Delivery
-	workers     int
+	inflight    int
 	failures    int       // consecutive transient failures
 	pausedUntil time.Time // zero when not paused
-	// held are the IDs this process has claimed and not yet finished (in
-	// queue or in an attempt), guarded by Dispatcher.mu. A lease in the store
-	// only matters after a crash; while a delivery is held here the poll
-	// must not claim it again even if its lease has run out (a slow network
-	// keeps it queued that long), or it would be sent twice.
-	held map[string]struct{}
-	// floor is where the next scan of the due index starts. Claimed and
-	// finished entries leave deletion markers at the front of the index
-	// until the store compacts them away; starting every scan at the very
-	// front would step over all of them, at every poll, under load.
-	floor time.Time
-	// fullScanAt is when the floor is next reset, so that nothing is ever
-	// left behind it for long (a due key whose finish failed, say).
-	fullScanAt time.Time
 }
 
-// floorMargin is how far behind the scan time the floor stays: every new
-// due key is written with a due time taken at most this long before its
-// transaction commits (enqueue, replay and requeue use the current time).
-const floorMargin = time.Second
-
-// fullScanEvery bounds how long a due key behind the floor can wait.
-const fullScanEvery = 30 * time.Second
-
-// minPollGap coalesces the wake-ups of a busy outbox: one poll claims
-// everything due since the last, instead of one poll per enqueue.
-const minPollGap = 2 * time.Millisecond
-
 // snippetLen caps the answer body kept with an attempt; readLimit caps what
-// is read at all (the rest is discarded with the connection).
+// is read at all.
 const (
 	snippetLen = 512
 	readLimit  = 64 << 10
 )
 
-// NewDispatcher returns a dispatcher for ob. It wakes whenever ob records
-// new deliveries.
-func NewDispatcher(ob *Outbox, opts Options) *Dispatcher {
+// New returns a dispatcher on a queue.
+func New(q store.Queue, opts Options) *Dispatcher {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
+	}
+	if opts.LeaseMargin <= 0 {
+		opts.LeaseMargin = 30 * time.Second
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
 	}
 	if opts.PauseAfter <= 0 {
 		opts.PauseAfter = 5
@@ -127,47 +148,74 @@ func NewDispatcher(ob *Outbox, opts Options) *Dispatcher {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	opts.Retry = opts.Retry.withDefaults()
-	d := &Dispatcher{ob: ob, opts: opts, logger: opts.Logger, wake: make(chan struct{}, 1),
-		nets: map[string]*netState{}, stopped: make(chan struct{})}
-	d.client = opts.Client
-	if d.client == nil {
-		d.client = &http.Client{
-			Transport: &http.Transport{
-				Proxy:                 http.ProxyFromEnvironment,
-				DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-				ForceAttemptHTTP2:     true,
-				MaxIdleConns:          256,
-				MaxIdleConnsPerHost:   64,
-				IdleConnTimeout:       90 * time.Second,
-				TLSHandshakeTimeout:   5 * time.Second,
-				ResponseHeaderTimeout: opts.Timeout,
-			},
-			CheckRedirect: func(_ *http.Request, via []*http.Request) error {
-				if len(via) >= 5 {
-					return errors.New("stopped after 5 redirects")
-				}
-				return nil
-			},
-		}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	empty := map[string]Destination{}
-	d.dests.Store(&empty)
-	ob.notify = d.enqueued
+	if opts.Owner == "" {
+		opts.Owner = NewOwner()
+	}
+	opts.Retry = opts.Retry.withDefaults()
+	d := &Dispatcher{queue: q, opts: opts, logger: opts.Logger, client: opts.Client,
+		wake: make(chan struct{}, 1), nets: map[string]*netState{}, loopDone: make(chan struct{})}
+	if d.client == nil {
+		d.client = NewClient(opts.Timeout)
+	}
+	d.cfg.Store(&Config{})
 	return d
 }
 
-// SetDestinations replaces the per-network settings (on config load).
-func (d *Dispatcher) SetDestinations(m map[string]Destination) {
-	d.dests.Store(&m)
-	d.Wake()
+// NewOwner returns a lease owner name unique to this process: the host,
+// the process ID and a random suffix.
+func NewOwner() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
 
-// enqueued makes sure the networks are polled, then wakes the loop.
-func (d *Dispatcher) enqueued(networks ...string) {
-	for _, n := range networks {
-		d.state(n)
+// NewClient returns the HTTP client postbacks are sent with: tuned for many
+// small requests to few hosts, and following no redirect to another host.
+// A same-host 307 or 308 (which keep the method and body) is followed up
+// to three times; no Referer is sent.
+func NewClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: timeout,
+		},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			req.Header.Del("Referer")
+			code := 0
+			if req.Response != nil {
+				code = req.Response.StatusCode
+			}
+			if len(via) > 3 || req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme ||
+				(code != http.StatusTemporaryRedirect && code != http.StatusPermanentRedirect) {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
 	}
+}
+
+// Owner returns the name this dispatcher leases deliveries under.
+func (d *Dispatcher) Owner() string { return d.opts.Owner }
+
+// Configure gives the dispatcher a config's networks; safe while it runs.
+func (d *Dispatcher) Configure(c Config) {
+	if c.KeepDelivered <= 0 {
+		c.KeepDelivered = DefaultKeepDelivered
+	}
+	if c.KeepDead <= 0 {
+		c.KeepDead = DefaultKeepDead
+	}
+	d.cfg.Store(&c)
 	d.Wake()
 }
 
@@ -179,7 +227,7 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
-// Start runs the dispatcher until Stop.
+// Start runs the dispatcher until Stop. A second Start does nothing.
 func (d *Dispatcher) Start() {
 	if !d.started.CompareAndSwap(false, true) {
 		return
@@ -188,47 +236,41 @@ func (d *Dispatcher) Start() {
 	go d.run()
 }
 
-// Stop ends the dispatcher: attempts in flight finish (each is bounded by
-// the timeout), and claimed deliveries not yet sent go back to the queue.
+// Stop ends the dispatcher: attempts in flight are cut short and their
+// deliveries given back to the queue, due at once.
 func (d *Dispatcher) Stop() {
 	if !d.started.Load() {
 		return
 	}
 	d.cancel()
-	<-d.stopped
-	d.wg.Wait()
-	d.mu.Lock()
-	var back []*Delivery
-	for _, ns := range d.nets {
-		for len(ns.queue) > 0 {
-			back = append(back, <-ns.queue)
-		}
-		clear(ns.held)
-	}
-	d.mu.Unlock()
-	for _, del := range back {
-		if err := d.requeue(del, now()); err != nil {
-			d.logger.Warn("returning claimed delivery to the queue", zap.String("delivery", del.ID), zap.Error(err))
-		}
-	}
+	<-d.loopDone
+	d.sends.Wait()
 }
 
 func (d *Dispatcher) run() {
-	defer close(d.stopped)
-	if err := d.discover(); err != nil {
-		d.logger.Error("listing queued deliveries", zap.Error(err))
-	}
+	defer close(d.loopDone)
+	rescueEvery := min(max(d.opts.LeaseMargin/2, time.Second), 30*time.Second)
+	lastRescue := time.Time{}
+	failures := 0
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		polled := time.Now()
-		next := d.poll()
-		if gap := minPollGap - time.Since(polled); gap > 0 {
-			time.Sleep(gap)
+		if time.Since(lastRescue) >= rescueEvery {
+			lastRescue = time.Now()
+			if n, err := d.queue.Rescue(d.ctx, d.opts.Now()); err != nil {
+				d.storageTrouble("rescuing expired leases", err, &failures)
+			} else if n > 0 {
+				d.logger.Warn("deliveries whose dispatcher stopped answering were returned to the queue", zap.Int("deliveries", n))
+			}
 		}
-		wait := time.Second // look again at least this often
-		if !next.IsZero() {
-			wait = min(wait, max(time.Until(next), time.Millisecond))
+		wait, err := d.poll()
+		if err != nil {
+			d.storageTrouble("claiming due deliveries", err, &failures)
+			// Back off while the storage cannot serve: 1s, 2s, … 30s.
+			wait = min(time.Duration(1<<min(failures-1, 5))*time.Second, 30*time.Second)
+		} else if failures > 0 {
+			d.logger.Warn("the delivery queue is available again; sending resumes")
+			failures = 0
 		}
 		timer.Reset(wait)
 		select {
@@ -240,311 +282,232 @@ func (d *Dispatcher) run() {
 	}
 }
 
-// discover finds the networks that have queued deliveries (after a restart,
-// or for a network removed from config).
-func (d *Dispatcher) discover() error {
-	from := []byte(store.PrefixDue)
-	for {
-		var name string
-		err := d.ob.store.View(func(txn store.Txn) error {
-			return txn.Scan([]byte(store.PrefixDue), from, func(k, _ []byte) error {
-				rest := k[len(store.PrefixDue):]
-				if i := bytes.IndexByte(rest, '/'); i > 0 {
-					name = string(rest[:i])
-				}
-				return store.ErrStop
-			})
-		})
-		if err != nil || name == "" {
-			return err
+// storageTrouble logs a storage failure once per outage, loudly.
+func (d *Dispatcher) storageTrouble(what string, err error, failures *int) {
+	if d.ctx.Err() != nil {
+		return
+	}
+	*failures++
+	if *failures == 1 {
+		d.logger.Error("the delivery queue cannot be read; deliveries wait and sending resumes by itself when storage returns",
+			zap.String("doing", what), zap.Error(err))
+	}
+}
+
+// poll claims, for every configured network that is not paused, as many
+// due deliveries as it has free workers, starts sending them, and returns
+// how long to wait before looking again.
+func (d *Dispatcher) poll() (time.Duration, error) {
+	cfg := d.cfg.Load()
+	names := make([]string, 0, len(cfg.Destinations))
+	for n := range cfg.Destinations {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	now := d.opts.Now()
+	wait := d.opts.Poll
+	for _, name := range names {
+		dst := cfg.Destinations[name]
+		conc := dst.Concurrency
+		if conc <= 0 {
+			conc = DefaultConcurrency
 		}
-		d.state(name)
-		from = append(store.DuePrefix(name), 0xff)
+		d.mu.Lock()
+		ns := d.state(name)
+		paused, free := now.Before(ns.pausedUntil), conc-ns.inflight
+		pausedUntil := ns.pausedUntil
+		d.mu.Unlock()
+		if paused {
+			wait = min(wait, pausedUntil.Sub(now))
+			continue
+		}
+		if free <= 0 {
+			continue // a finishing attempt wakes the loop
+		}
+		claimed, next, err := d.queue.Claim(d.ctx, name, d.opts.Owner, free, now, now.Add(d.opts.Timeout+d.opts.LeaseMargin))
+		if err != nil {
+			if d.ctx.Err() != nil {
+				return wait, nil
+			}
+			return wait, err
+		}
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(now), time.Millisecond))
+		}
+		d.mu.Lock()
+		ns.inflight += len(claimed)
+		d.mu.Unlock()
+		for i := range claimed {
+			d.sends.Add(1)
+			go d.send(name, &claimed[i])
+		}
 	}
+	return max(wait, time.Millisecond), nil
 }
 
-func (d *Dispatcher) dest(name string) Destination {
-	ds := *d.dests.Load()
-	dst := ds[name]
-	if dst.Concurrency <= 0 {
-		dst.Concurrency = 8
-	}
-	return dst
-}
-
-// state returns a network's state, creating it (and its workers).
+// state returns a network's state; d.mu is held.
 func (d *Dispatcher) state(name string) *netState {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ns, ok := d.nets[name]
-	if !ok {
-		c := d.dest(name).Concurrency
-		ns = &netState{name: name, queue: make(chan *Delivery, c*8), held: map[string]struct{}{}}
+	ns := d.nets[name]
+	if ns == nil {
+		ns = &netState{}
 		d.nets[name] = ns
 	}
 	return ns
 }
 
-// poll claims due deliveries of every network that has room, and returns
-// when the earliest not-yet-due delivery is due.
-func (d *Dispatcher) poll() time.Time {
-	for name := range *d.dests.Load() {
-		d.state(name)
-	}
+// send makes one attempt at a claimed delivery and records its outcome.
+func (d *Dispatcher) send(network string, del *record.Delivery) {
+	defer d.sends.Done()
+	defer func() {
+		d.mu.Lock()
+		d.state(network).inflight--
+		d.mu.Unlock()
+		d.Wake()
+	}()
+	cfg := d.cfg.Load()
+	dst, ok := cfg.Destinations[network]
 	d.mu.Lock()
-	nets := make([]*netState, 0, len(d.nets))
-	for _, ns := range d.nets {
-		nets = append(nets, ns)
-	}
+	pausedUntil := d.state(network).pausedUntil
 	d.mu.Unlock()
-	var next time.Time
-	t := now()
-	for _, ns := range nets {
-		d.mu.Lock()
-		paused := t.Before(ns.pausedUntil)
-		pausedUntil := ns.pausedUntil
-		room := cap(ns.queue) - len(ns.queue)
-		d.mu.Unlock()
-		if paused {
-			next = earliest(next, pausedUntil)
-			continue
-		}
-		if room <= 0 {
-			continue
-		}
-		claimed, due, err := d.claim(ns, t, room)
-		if err != nil {
-			if !errors.Is(err, context.Canceled) {
-				d.logger.Error("claiming due deliveries", zap.String("network", ns.name), zap.Error(err))
-			}
-			continue
-		}
-		next = earliest(next, due)
-		d.mu.Lock()
-		for _, del := range claimed {
-			ns.held[del.ID] = struct{}{}
-		}
-		d.mu.Unlock()
-		for _, del := range claimed {
-			ns.queue <- del
-		}
-		if len(claimed) > 0 {
-			d.ensureWorkers(ns)
-		}
-	}
-	return next
-}
-
-func earliest(a, b time.Time) time.Time {
-	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
-		return b
-	}
-	return a
-}
-
-// claim leases up to limit due deliveries of a network: their due time moves
-// to after the attempt's timeout, so if the process dies mid-attempt the
-// delivery comes due again and is retried (at least once, never lost).
-// Deliveries this process still holds are skipped, whatever their lease.
-func (d *Dispatcher) claim(ns *netState, t time.Time, limit int) ([]*Delivery, time.Time, error) {
-	network := ns.name
-	var claimed []*Delivery
-	var next time.Time
-	lease := t.Add(d.opts.Timeout + 30*time.Second)
-	var scanned, advanced time.Time
-	err := d.ob.store.Update(func(txn store.Txn) error {
-		claimed, next = claimed[:0], time.Time{}
-		var ids []string
-		var keys [][]byte
-		until := store.DueUntil(network, t)
-		d.mu.Lock()
-		floor := ns.floor
-		if !t.Before(ns.fullScanAt) {
-			floor, ns.fullScanAt = time.Time{}, t.Add(fullScanEvery)
-		}
-		d.mu.Unlock()
-		var from []byte
-		if !floor.IsZero() {
-			from = store.DueKey(network, floor, "")
-		}
-		newFloor := t.Add(-floorMargin)
-		err := txn.Scan(store.DuePrefix(network), from, func(k, _ []byte) error {
-			if bytes.Compare(k, until) >= 0 {
-				if due, _, ok := store.ParseDueKey(network, k); ok {
-					next = due
-				}
-				return store.ErrStop
-			}
-			if len(ids) >= limit {
-				next = t
-				if due, _, ok := store.ParseDueKey(network, k); ok && due.Before(newFloor) {
-					newFloor = due // the rest waits for room; start there next time
-				}
-				return store.ErrStop
-			}
-			_, id, ok := store.ParseDueKey(network, k)
-			if ok && d.holds(ns, id) {
-				return nil // queued or in an attempt here; its lease ran out while it waited
-			}
-			if ok {
-				ids = append(ids, id)
-				keys = append(keys, append([]byte(nil), k...))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		scanned, advanced = floor, newFloor
-		for i, id := range ids {
-			if err := txn.Delete(keys[i]); err != nil {
-				return err
-			}
-			del, err := getDelivery(txn, id)
-			if errors.Is(err, ErrNotFound) {
-				continue // a stale index entry
-			}
-			if err != nil {
-				return err
-			}
-			if del.State != StateQueued && del.State != StateRetrying {
-				continue
-			}
-			// Only the due key moves: rewriting the whole record here would
-			// add a third full write per delivery (and most of the store's
-			// compaction work while a backlog drains). The lease time
-			// travels in memory; after a crash the due key alone says when
-			// the delivery is due again.
-			del.NextAttempt = lease
-			if err := txn.Set(store.DueKey(network, lease, id), nil, 0); err != nil {
-				return err
-			}
-			claimed = append(claimed, del)
-		}
-		return nil
-	})
-	if err == nil && advanced.After(scanned) {
-		// Only a committed claim moves the floor: a retried transaction
-		// must scan the same range again.
-		d.mu.Lock()
-		if advanced.After(ns.floor) {
-			ns.floor = advanced
-		}
-		d.mu.Unlock()
-	}
-	return claimed, next, err
-}
-
-// holds reports whether this process has claimed a delivery and not yet
-// finished with it.
-func (d *Dispatcher) holds(ns *netState, id string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ok := ns.held[id]
-	return ok
-}
-
-// release ends this process's hold on a delivery, after its attempt's
-// outcome (or its return to the queue) is committed, so a later poll may
-// claim it again if it is still due.
-func (d *Dispatcher) release(ns *netState, id string) {
-	d.mu.Lock()
-	delete(ns.held, id)
-	d.mu.Unlock()
-}
-
-func (d *Dispatcher) ensureWorkers(ns *netState) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	want := d.dest(ns.name).Concurrency
-	for ns.workers < want {
-		ns.workers++
-		d.wg.Add(1)
-		go d.worker(ns)
-	}
-}
-
-func (d *Dispatcher) worker(ns *netState) {
-	defer d.wg.Done()
-	for {
-		select {
-		case <-d.ctx.Done():
-			return
-		case del := <-ns.queue:
-			d.attempt(ns, del)
-			d.release(ns, del.ID)
-			d.Wake()
-		}
-	}
-}
-
-// attempt sends one delivery and records the outcome.
-func (d *Dispatcher) attempt(ns *netState, del *Delivery) {
-	d.mu.Lock()
-	pausedUntil := ns.pausedUntil
-	d.mu.Unlock()
-	if now().Before(pausedUntil) {
-		if err := d.requeue(del, pausedUntil); err != nil {
-			d.logger.Warn("postponing delivery of a paused network", zap.String("delivery", del.ID), zap.Error(err))
-		}
+	now := d.opts.Now()
+	switch {
+	case !ok:
+		// The network left the config while the delivery was claimed.
+		d.release(del, now.Add(time.Minute))
+		return
+	case now.Before(pausedUntil):
+		d.release(del, pausedUntil)
 		return
 	}
-	dst := d.dest(ns.name)
-	at, header, body := d.send(d.ctx, del.Request)
-	outcome := postback.Retry
-	if at.Error == "" {
-		classify := dst.Classify
-		if classify == nil {
-			classify = func(s int, _ http.Header, _ []byte) (postback.Outcome, string) { return postback.ClassifyStatus(s), "" }
-		}
-		var why string
-		outcome, why = classify(at.Status, header, body)
-		if why != "" {
-			at.Error = why
-		}
-	} else if d.ctx.Err() != nil {
-		// Stopping: the attempt was cut short by us, not by the network.
-		if err := d.requeue(del, now()); err != nil {
-			d.logger.Warn("returning interrupted delivery to the queue", zap.String("delivery", del.ID), zap.Error(err))
-		}
-		return
-	}
-	at.Outcome = outcome.String()
-	retryAfter := parseRetryAfter(header, now())
-	final, err := d.finish(del, at, outcome, retryAfter)
+	req, err := dst.Render(d.ctx, &del.Postback)
 	if err != nil {
-		d.logger.Error("recording delivery attempt", zap.String("delivery", del.ID), zap.Error(err))
+		d.renderFailed(cfg, del, err)
 		return
 	}
-	d.track(ns, outcome)
-	if d.opts.OnOutcome != nil {
-		d.opts.OnOutcome(ns.name, string(final.State))
+	masked := cfg.Masker.Request(req)
+	at, header, body := d.do(d.ctx, req)
+	if at.Error != "" && d.ctx.Err() != nil {
+		d.release(del, d.opts.Now()) // stopping: cut short by us, not by the network
+		return
 	}
-	fields := []zap.Field{zap.String("network", ns.name), zap.String("delivery", del.ID),
-		zap.Int("status", at.Status), zap.Float64("latency_ms", at.LatencyMS), zap.Int("tries", final.Tries),
-		zap.String("state", string(final.State))}
-	switch final.State {
-	case StateDelivered:
-		if c := d.logger.Check(zap.DebugLevel, "postback delivered"); c != nil {
-			c.Write(fields...)
+	outcome, why := d.classify(dst, at, header, body)
+	at.Outcome, at.Error, at.Snippet = outcome.String(), cfg.Masker.String(joinWhy(at.Error, why)), cfg.Masker.String(at.Snippet)
+	d.settle(cfg, del, at, masked, outcome, parseRetryAfter(header, d.opts.Now()))
+}
+
+func joinWhy(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + ": " + b
+}
+
+// classify reads an answer: a redirect is a permanent failure (postbacks
+// go only where configured), anything else the destination reads.
+func (d *Dispatcher) classify(dst Destination, at record.Attempt, header http.Header, body []byte) (postback.Outcome, string) {
+	switch {
+	case at.Status == 0:
+		return postback.Retry, ""
+	case at.Status >= 300 && at.Status < 400:
+		where := header.Get("Location")
+		return postback.Reject, fmt.Sprintf("answered %d with a redirect to %q, not followed: postbacks go only where they are configured to", at.Status, where)
+	}
+	return dst.Classify(at.Status, header, body)
+}
+
+// settle records an attempt's outcome under the lease.
+func (d *Dispatcher) settle(cfg *Config, del *record.Delivery, at record.Attempt, req record.Request, o postback.Outcome, retryAfter time.Duration) {
+	now := d.opts.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), d.opts.Timeout)
+	defer cancel()
+	owner := d.opts.Owner
+	state, reason := record.StateDelivered, ""
+	var err error
+	switch o {
+	case postback.Delivered:
+		err = d.queue.Complete(ctx, del.ID, owner, at, req, now.Add(cfg.KeepDelivered))
+	case postback.Reject:
+		state, reason = record.StateDead, fmt.Sprintf("rejected by the network (status %d)", at.Status)
+		if at.Error != "" {
+			reason += ": " + at.Error
 		}
-	case StateDead:
-		d.logger.Warn("postback dead-lettered", append(fields, zap.String("reason", final.Reason))...)
+		err = d.queue.Bury(ctx, del.ID, owner, &at, req, reason, now.Add(cfg.KeepDead))
 	default:
-		d.logger.Info("postback will be retried", append(fields, zap.String("error", at.Error), zap.Time("next_attempt", final.NextAttempt))...)
+		wait := d.opts.Retry.Backoff(del.Tries+1, retryAfter)
+		if now.Add(wait).Sub(del.QueuedAt) > del.MaxAge {
+			state, reason = record.StateDead, fmt.Sprintf("gave up after %d tries: max age %s reached", del.Tries+1, del.MaxAge)
+			err = d.queue.Bury(ctx, del.ID, owner, &at, req, reason, now.Add(cfg.KeepDead))
+		} else {
+			state = record.StateRetrying
+			err = d.queue.Retry(ctx, del.ID, owner, at, req, now.Add(wait))
+		}
+	}
+	d.track(del.Network, o)
+	if d.opts.OnAttempt != nil {
+		d.opts.OnAttempt(del.Network, state, at.Status, time.Duration(at.LatencyMS*float64(time.Millisecond)))
+	}
+	fields := []zap.Field{zap.String("network", del.Network), zap.String("delivery", del.ID), zap.String("order_id", del.OrderID),
+		zap.String("event", del.Event), zap.Int("status", at.Status), zap.Float64("latency_ms", at.LatencyMS), zap.Int("tries", del.Tries+1)}
+	switch {
+	case errors.Is(err, store.ErrLeaseLost):
+		d.logger.Warn("delivery outcome not recorded: its lease ran out and another dispatcher took it", append(fields, zap.String("outcome", at.Outcome))...)
+	case err != nil:
+		d.logger.Error("recording a delivery attempt; the delivery returns to the queue when its lease ends", append(fields, zap.Error(err))...)
+	case state == record.StateDelivered:
+		d.logger.Info("postback delivered", fields...)
+	case state == record.StateDead:
+		d.logger.Warn("postback dead-lettered", append(fields, zap.String("reason", reason))...)
+	default:
+		d.logger.Debug("postback will be retried", append(fields, zap.String("error", at.Error))...)
+	}
+}
+
+// renderFailed records a delivery that could not be rendered: a transient
+// reason (a token endpoint down) waits and retries, anything else is a
+// dead letter at once.
+func (d *Dispatcher) renderFailed(cfg *Config, del *record.Delivery, err error) {
+	now := d.opts.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), d.opts.Timeout)
+	defer cancel()
+	msg := cfg.Masker.String(err.Error())
+	if errors.Is(err, postback.ErrTransient) && now.Sub(del.QueuedAt) < del.MaxAge {
+		at := record.Attempt{At: now, Outcome: postback.Retry.String(), Error: "rendering: " + msg}
+		err = d.queue.Retry(ctx, del.ID, d.opts.Owner, at, del.Request, now.Add(d.opts.Retry.Backoff(del.Tries+1, 0)))
+	} else {
+		reason := "the postback cannot be rendered: " + msg
+		err = d.queue.Bury(ctx, del.ID, d.opts.Owner, nil, del.Request, reason, now.Add(cfg.KeepDead))
+		if err == nil {
+			d.logger.Warn("postback dead-lettered", zap.String("network", del.Network), zap.String("delivery", del.ID), zap.String("reason", reason))
+		}
+	}
+	if err != nil {
+		d.logger.Error("recording a delivery that could not be rendered", zap.String("delivery", del.ID), zap.Error(err))
+	}
+}
+
+// release gives a claimed delivery back, due at due.
+func (d *Dispatcher) release(del *record.Delivery, due time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.opts.Timeout)
+	defer cancel()
+	if err := d.queue.Release(ctx, del.ID, d.opts.Owner, due); err != nil {
+		d.logger.Warn("returning a claimed delivery to the queue; it returns when its lease ends", zap.String("delivery", del.ID), zap.Error(err))
 	}
 }
 
 // track updates a network's consecutive-failure count and pause.
-func (d *Dispatcher) track(ns *netState, o postback.Outcome) {
+func (d *Dispatcher) track(network string, o postback.Outcome) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ns := d.state(network)
 	switch o {
 	case postback.Delivered:
 		if !ns.pausedUntil.IsZero() {
-			d.logger.Info("network resumed", zap.String("network", ns.name))
+			d.logger.Warn("network recovered; its deliveries flow again", zap.String("network", network))
 			if d.opts.OnPause != nil {
-				d.opts.OnPause(ns.name, false)
+				d.opts.OnPause(network, false)
 			}
 		}
 		ns.failures, ns.pausedUntil = 0, time.Time{}
@@ -556,24 +519,38 @@ func (d *Dispatcher) track(ns *netState, o postback.Outcome) {
 				p *= 2
 			}
 			p = min(p, d.opts.PauseMax)
-			ns.pausedUntil = now().Add(p)
-			d.logger.Warn("network keeps failing; pausing its deliveries", zap.String("network", ns.name),
-				zap.Int("consecutive_failures", ns.failures), zap.Duration("pause", p))
+			ns.pausedUntil = d.opts.Now().Add(p)
+			d.logger.Warn("network keeps failing; pausing its deliveries", zap.String("network", network),
+				zap.Int("consecutive_failures", ns.failures), zap.Duration("pause", p), zap.Time("until", ns.pausedUntil))
 			if d.opts.OnPause != nil {
-				d.opts.OnPause(ns.name, true)
+				d.opts.OnPause(network, true)
 			}
 		}
 	}
 }
 
-// send performs one HTTP attempt.
-func (d *Dispatcher) send(ctx context.Context, r postback.Request) (Attempt, http.Header, []byte) {
-	at := Attempt{At: now()}
+// Paused returns the networks paused now, with the end of their pause.
+func (d *Dispatcher) Paused() map[string]time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.opts.Now()
+	out := map[string]time.Time{}
+	for name, ns := range d.nets {
+		if now.Before(ns.pausedUntil) {
+			out[name] = ns.pausedUntil
+		}
+	}
+	return out
+}
+
+// do performs one HTTP attempt.
+func (d *Dispatcher) do(ctx context.Context, r record.Request) (record.Attempt, http.Header, []byte) {
+	at := record.Attempt{At: d.opts.Now()}
 	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
 	defer cancel()
 	var body io.Reader
-	if len(r.Body) > 0 {
-		body = bytes.NewReader(r.Body)
+	if r.Body != "" {
+		body = strings.NewReader(r.Body)
 	}
 	req, err := http.NewRequestWithContext(ctx, r.Method, r.URL, body)
 	if err != nil {
@@ -606,91 +583,21 @@ func (d *Dispatcher) send(ctx context.Context, r postback.Request) (Attempt, htt
 
 func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 
-// finish records an attempt and moves the delivery to its next state.
-func (d *Dispatcher) finish(del *Delivery, at Attempt, o postback.Outcome, retryAfter time.Duration) (*Delivery, error) {
-	var out *Delivery
-	err := d.ob.store.Update(func(txn store.Txn) error {
-		cur, err := getDelivery(txn, del.ID)
-		if err != nil {
-			return err
-		}
-		if err := txn.Delete(store.DueKey(cur.Network, del.NextAttempt, cur.ID)); err != nil {
-			return err // the lease taken by claim
-		}
-		cur.Tries++
-		cur.Attempts = append(cur.Attempts, at)
-		if n := len(cur.Attempts); n > maxAttemptsKept {
-			cur.Attempts = append(cur.Attempts[:1], cur.Attempts[n-maxAttemptsKept+1:]...)
-		}
-		t := now()
-		switch o {
-		case postback.Delivered:
-			cur.State, cur.NextAttempt, cur.Reason = StateDelivered, time.Time{}, ""
-			err = putDelivery(txn, cur, d.ob.logRetention())
-		case postback.Reject:
-			cur.Reason = fmt.Sprintf("rejected by the network (status %d)", at.Status)
-			if at.Error != "" {
-				cur.Reason += ": " + at.Error
-			}
-			err = d.bury(txn, cur)
-		default:
-			wait := d.opts.Retry.Backoff(cur.Tries, retryAfter)
-			if t.Add(wait).Sub(cur.QueuedAt) > cur.MaxAge {
-				cur.Reason = fmt.Sprintf("gave up after %d tries: max age %s reached", cur.Tries, cur.MaxAge)
-				err = d.bury(txn, cur)
-				break
-			}
-			cur.State, cur.NextAttempt = StateRetrying, t.Add(wait)
-			if err = putDelivery(txn, cur, 0); err == nil {
-				err = txn.Set(store.DueKey(cur.Network, cur.NextAttempt, cur.ID), nil, 0)
-			}
-		}
-		out = cur
-		return err
-	})
-	return out, err
-}
-
-// bury moves a delivery to the dead letters.
-func (d *Dispatcher) bury(txn store.Txn, del *Delivery) error {
-	del.State, del.NextAttempt = StateDead, time.Time{}
-	if err := putDelivery(txn, del, d.ob.deadRetention()); err != nil {
-		return err
+// Fire renders a postback with a network's current configuration and sends
+// it once, outside the queue (a test fire), and returns the request as
+// sent, masked, and the answer read with the network's rules.
+func (d *Dispatcher) Fire(ctx context.Context, pb *record.Postback) (record.Request, record.Attempt, error) {
+	cfg := d.cfg.Load()
+	dst, ok := cfg.Destinations[pb.Network]
+	if !ok {
+		return record.Request{}, record.Attempt{}, fmt.Errorf("no network %q", pb.Network)
 	}
-	return txn.Set(store.Key(store.PrefixDead, del.ID), nil, d.ob.deadRetention())
-}
-
-// requeue makes a claimed delivery due at t again, without counting a try.
-func (d *Dispatcher) requeue(del *Delivery, t time.Time) error {
-	return d.ob.store.Update(func(txn store.Txn) error {
-		cur, err := getDelivery(txn, del.ID)
-		if err != nil {
-			return err
-		}
-		if cur.State != StateQueued && cur.State != StateRetrying {
-			return nil
-		}
-		if err := txn.Delete(store.DueKey(cur.Network, del.NextAttempt, cur.ID)); err != nil {
-			return err // the lease taken by claim
-		}
-		cur.NextAttempt = t
-		if err := putDelivery(txn, cur, 0); err != nil {
-			return err
-		}
-		return txn.Set(store.DueKey(cur.Network, t, cur.ID), nil, 0)
-	})
-}
-
-// Fire sends a request once, outside the queue (a test fire), and reads
-// the answer with the destination's rules.
-func (d *Dispatcher) Fire(ctx context.Context, r postback.Request, dst postback.Destination) Attempt {
-	at, header, body := d.send(ctx, r)
-	if at.Error == "" {
-		o, why := dst.Classify(at.Status, header, body)
-		at.Outcome = o.String()
-		at.Error = why
-	} else {
-		at.Outcome = postback.Retry.String()
+	req, err := dst.Render(ctx, pb)
+	if err != nil {
+		return record.Request{}, record.Attempt{}, fmt.Errorf("rendering the postback: %s", cfg.Masker.String(err.Error()))
 	}
-	return at
+	at, header, body := d.do(ctx, req)
+	o, why := d.classify(dst, at, header, body)
+	at.Outcome, at.Error, at.Snippet = o.String(), cfg.Masker.String(joinWhy(at.Error, why)), cfg.Masker.String(at.Snippet)
+	return cfg.Masker.Request(req), at, nil
 }
