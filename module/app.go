@@ -1,16 +1,18 @@
 // Package module is caddy-postback's Caddy-facing shell: the postback app
-// (store, dispatcher, networks, cookie), the http.handlers.postback handler,
-// admin routes, the CLI command and metrics. The work itself is done by the
-// packages under internal/.
+// (storage, dispatcher, networks, cookie), the http.handlers.postback
+// handler, the storage engine modules, admin routes, the CLI command and
+// metrics. It translates configuration and requests into calls on the
+// packages under internal/, which do the work.
 package module
 
 import (
+	"context"
 	"encoding/base64"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,34 +24,23 @@ import (
 	"github.com/caddy-postback/caddy-postback/internal/capture"
 	"github.com/caddy-postback/caddy-postback/internal/conversion"
 	"github.com/caddy-postback/caddy-postback/internal/outbox"
-	"github.com/caddy-postback/caddy-postback/internal/store"
+	"github.com/caddy-postback/caddy-postback/internal/postback"
 )
 
 func init() {
 	caddy.RegisterModule(App{})
 }
 
-// App is the postback app: it owns the store, the outbox dispatcher, the
+// App is the postback app: it owns the storage, the outbox dispatcher, the
 // network definitions, the session cookie and the attribution policy. It
 // works with no configuration at all (Caddy creates it empty when a site
 // uses the postback directive), but then has no networks to credit.
 type App struct {
-	// Storage is the directory of the embedded store, or ":memory:" to keep
-	// nothing on disk. Default: "postback" under Caddy's data directory.
-	Storage string `json:"storage,omitempty"`
-	// SyncWrites makes every store commit reach the disk before it returns,
-	// to survive power loss. Default: false (commits survive a crash of the
-	// process; see also FlushInterval and Delivery.Durable).
-	SyncWrites bool `json:"sync_writes,omitempty"`
-	// FlushInterval, when set, flushes the store to disk this often, which
-	// bounds what a power loss could take to that interval. Default: none:
-	// the kernel writes the store's pages back on its own schedule (about
-	// 30 s on Linux). A flush holds the store's lock, so writes that need
-	// a new memtable wait for it: with 1s, the webhook p99 under 200
-	// concurrent deliveries rose from ~15-30 ms to ~25-70 ms here.
-	FlushInterval caddy.Duration `json:"flush_interval,omitempty"`
-	// MemTableSize is the store's memtable size in bytes. Default: 2 MiB.
-	MemTableSize int64 `json:"mem_table_size,omitempty"`
+	// StorageRaw is the storage engine: {"engine": "badger", "dir": …} (the
+	// embedded default) or {"engine": "postgres", "dsn": …} for several
+	// Caddy nodes sharing one database. Default: badger in "postback" under
+	// Caddy's data directory.
+	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=postback.storage inline_key=engine"`
 	// Networks are the click sources and postback destinations, by name.
 	Networks map[string]*Network `json:"networks,omitempty"`
 	// Cookie configures the first-party session cookie.
@@ -63,6 +54,7 @@ type App struct {
 	MaxTouchpoints int `json:"max_touchpoints,omitempty"`
 	// ConsentCookie, when set, makes capture wait for consent: clicks are
 	// captured only when this cookie is present with ConsentValue.
+	// Default: none (no gating).
 	ConsentCookie string `json:"consent_cookie,omitempty"`
 	// ConsentValue is the consent cookie's "yes". Default: "1" when
 	// ConsentCookie is set.
@@ -70,27 +62,46 @@ type App struct {
 	// TruncateIP keeps only the network part of client IPs (/24, /48).
 	// Default: false.
 	TruncateIP bool `json:"truncate_ip,omitempty"`
+	// SessionDailyLimit bounds the orders confirmation pages can record for
+	// one session in 24 hours; further ones are recorded as held and sent
+	// nowhere. Webhooks are not limited. Default: 5; -1 for no limit.
+	SessionDailyLimit int `json:"session_daily_limit,omitempty"`
+	// InspectionBudget bounds the bytes copied from confirmation pages for
+	// inspection, across all responses in flight; a page that finds it
+	// spent passes through uninspected. Default: 64 MiB.
+	InspectionBudget int64 `json:"inspection_budget,omitempty"`
+	// StorageTimeout bounds each storage call a visitor's request waits on
+	// (capture, reading a session). Default: 1s.
+	StorageTimeout caddy.Duration `json:"storage_timeout,omitempty"`
 	// Delivery configures sending.
 	Delivery *Delivery `json:"delivery,omitempty"`
 	// DisableMetrics turns off the Prometheus metrics. Default: false.
 	DisableMetrics bool `json:"disable_metrics,omitempty"`
 
 	logger     *zap.Logger
-	poolKey    string
+	engine     StorageEngine
 	rt         *runtime
 	recognizer *capture.Recognizer
-	signer     *capture.Signer
 	sessions   *capture.Sessions
 	tracker    *conversion.Tracker
-	dests      map[string]outbox.Destination
-	// outboxSettings take effect when this config starts.
-	outboxSettings outbox.Settings
-	cookieLife     time.Duration
+	masker     *postback.Masker
+	// dispatcherConfig is what this config gives the dispatcher when it
+	// becomes the newest running config.
+	dispatcherConfig outbox.Config
+	cookieLife       time.Duration
 	// cookieTail holds the cookie's attributes for HTTP and HTTPS.
 	cookieTail [2]string
 	metrics    *metrics
 	// clickCounters are metrics.clicks per network, by recognizer index.
 	clickCounters []prometheus.Counter
+	// signer signs session cookies; it is loaded from the storage on
+	// first use when no secret is configured (see loadSigner).
+	signer      atomic.Pointer[capture.Signer]
+	signerMu    sync.Mutex
+	signerTried time.Time
+	// sites are the site handlers of this config, for the startup summary.
+	sitesMu sync.Mutex
+	sites   []string
 }
 
 // Cookie configures the session cookie.
@@ -101,7 +112,8 @@ type Cookie struct {
 	// Default: none (host-only).
 	Domain string `json:"domain,omitempty"`
 	// Secret signs session IDs: at least 32 bytes, given as text or
-	// base64. Default: a random key generated once and kept in the store.
+	// base64. Default: a random key generated once and kept in the
+	// storage, shared by every node of a cluster.
 	Secret string `json:"secret,omitempty"`
 	// Lifetime of the cookie. Default: the longest attribution window.
 	Lifetime caddy.Duration `json:"lifetime,omitempty"`
@@ -111,6 +123,10 @@ type Cookie struct {
 type Delivery struct {
 	// Timeout bounds one attempt. Default: 10s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// LeaseMargin is how long a claimed delivery's lease outlives its
+	// attempt's timeout; a node that dies holds its deliveries this much
+	// longer before another node sends them. Default: 30s.
+	LeaseMargin caddy.Duration `json:"lease_margin,omitempty"`
 	// RetryBase is the first retry's backoff, doubled on each retry.
 	// Default: 30s.
 	RetryBase caddy.Duration `json:"retry_base,omitempty"`
@@ -125,29 +141,29 @@ type Delivery struct {
 	LogRetention caddy.Duration `json:"log_retention,omitempty"`
 	// DeadRetention keeps dead letters. Default: 90 days.
 	DeadRetention caddy.Duration `json:"dead_retention,omitempty"`
-	// Durable flushes the store to disk before a conversion is
-	// acknowledged (a webhook answered), so queued postbacks survive power
-	// loss or a kernel crash too. Without it they survive any crash of the
-	// process (see also FlushInterval). Default: false. Measured cost on a
-	// 2-core machine, Stripe webhooks from 200 clients at 500/s: p99 33-52
-	// ms with it, 22-24 ms without.
-	Durable *bool `json:"durable,omitempty"`
+	// ConversionRetention keeps conversion records. Default: 90 days.
+	ConversionRetention caddy.Duration `json:"conversion_retention,omitempty"`
 }
 
-// DefaultCookieName is the session cookie's name.
-const DefaultCookieName = "_pbsid"
+// Defaults.
+const (
+	// DefaultCookieName is the session cookie's name.
+	DefaultCookieName = "_pbsid"
+	// DefaultInspectionBudget bounds the bytes copied from confirmation
+	// pages across all responses in flight.
+	DefaultInspectionBudget = 64 << 20
+	// DefaultStorageTimeout bounds a storage call a request waits on.
+	DefaultStorageTimeout = time.Second
+)
 
 // CaddyModule returns the Caddy module information.
 func (App) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "postback", New: func() caddy.Module { return new(App) }}
 }
 
-// Provision opens (or joins) the store and builds the networks.
+// Provision builds the networks and joins (or opens) the storage.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	if a.Storage == "" {
-		a.Storage = filepath.Join(caddy.AppDataDir(), "postback")
-	}
 	if a.Cookie == nil {
 		a.Cookie = new(Cookie)
 	}
@@ -172,24 +188,35 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.ConsentCookie != "" && a.ConsentValue == "" {
 		a.ConsentValue = "1"
 	}
-	repl := envReplacer()
+	if a.InspectionBudget == 0 {
+		a.InspectionBudget = DefaultInspectionBudget
+	}
+	if a.StorageTimeout == 0 {
+		a.StorageTimeout = caddy.Duration(DefaultStorageTimeout)
+	}
+	if err := a.provisionEngine(ctx); err != nil {
+		return err
+	}
+	env := &envExpander{}
 
 	// Networks.
 	var nets []capture.Network
-	a.dests = map[string]outbox.Destination{}
+	dests := map[string]outbox.Destination{}
 	tracked := map[string]conversion.Network{}
+	var secrets []string
 	longest := time.Duration(0)
 	for _, name := range sortedKeys(a.Networks) {
 		n := a.Networks[name]
-		cn, dest, err := n.provision(name, repl)
+		cn, dest, sec, err := n.provision(name, env)
 		if err != nil {
 			return err
 		}
+		secrets = append(secrets, sec...)
 		nets = append(nets, cn)
-		a.dests[name] = outbox.Destination{Classify: dest.Classify, Concurrency: n.Concurrency}
+		dests[name] = outbox.Destination{Destination: dest, Concurrency: n.Concurrency}
 		tracked[name] = conversion.Network{
 			Attribution: attribution.Network{Role: n.Role, Window: time.Duration(n.Window)},
-			Destination: dest, MaxAge: time.Duration(n.MaxAge),
+			Destination: dest, MaxAge: time.Duration(n.MaxAge), RebillFor: time.Duration(n.RebillPeriod),
 		}
 		longest = max(longest, time.Duration(n.Window))
 	}
@@ -208,145 +235,188 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionCookie(); err != nil {
 		return err
 	}
-
-	// Store and dispatcher, shared across reloads.
-	key, err := poolKey(a.Storage)
+	secret, err := env.expand("cookie secret", a.Cookie.Secret)
 	if err != nil {
 		return err
 	}
-	so := store.Options{Dir: key, InMemory: key == memoryStorage, SyncWrites: a.SyncWrites, FlushInterval: time.Duration(a.FlushInterval),
-		MemTableSize: a.MemTableSize, Logger: a.logger.Named("badger")}
-	if !so.InMemory {
-		if err := os.MkdirAll(key, 0o700); err != nil {
-			return fmt.Errorf("creating storage directory: %w", err)
+	if secret != "" {
+		key := []byte(secret)
+		if b, err := base64.StdEncoding.DecodeString(secret); err == nil && len(b) >= 32 {
+			key = b
 		}
+		s, err := capture.NewSigner(key)
+		if err != nil {
+			return fmt.Errorf("cookie secret: %w", err)
+		}
+		a.signer.Store(s)
+		secrets = append(secrets, secret)
 	}
+	a.masker = postback.NewMasker(append(secrets, env.secrets...)...)
+
 	if !a.DisableMetrics {
 		a.metrics = registerMetrics(ctx.GetMetricsRegistry())
-		for _, n := range rec.Networks() {
-			a.clickCounters = append(a.clickCounters, a.metrics.clicks.WithLabelValues(n.Name))
-		}
+	} else {
+		a.metrics = sharedMetrics()
 	}
-	rt, loaded, err := openRuntime(key, so, a.dispatcherOptions(), a.logger)
-	if err != nil {
-		return err
-	}
-	a.poolKey, a.rt = key, rt
-	if loaded {
-		a.logger.Debug("reusing open store", zap.String("storage", key))
-	}
-	a.outboxSettings = outbox.Settings{
-		Durable:       a.Delivery.Durable != nil && *a.Delivery.Durable,
-		LogRetention:  time.Duration(a.Delivery.LogRetention),
-		DeadRetention: time.Duration(a.Delivery.DeadRetention),
+	for _, n := range rec.Networks() {
+		a.clickCounters = append(a.clickCounters, a.metrics.clicks.WithLabelValues(n.Name))
 	}
 
-	// Session cookie key.
-	secret, err := a.cookieSecret()
+	// Storage and dispatcher, shared across reloads.
+	rt, loaded, err := openRuntime(a.engine, a.dispatcherOptions(), a.logger)
 	if err != nil {
 		return err
 	}
-	if a.signer, err = capture.NewSigner(secret); err != nil {
-		return fmt.Errorf("cookie secret: %w", err)
+	a.rt = rt
+	if loaded {
+		a.logger.Debug("reusing open storage", zap.String("storage", a.engine.Describe()))
 	}
-	a.sessions = &capture.Sessions{Store: rt.sessions, Earlier: rt.store, MaxTouchpoints: a.MaxTouchpoints, TTL: longest}
-	a.tracker = &conversion.Tracker{Outbox: rt.outbox, Sessions: a.sessions, Networks: tracked, Policy: attribution.Policy(a.Attribution)}
+	a.dispatcherConfig = outbox.Config{Destinations: dests, Masker: a.masker,
+		KeepDelivered: time.Duration(a.Delivery.LogRetention), KeepDead: time.Duration(a.Delivery.DeadRetention)}
+	a.sessions = &capture.Sessions{Store: rt.store, MaxTouchpoints: a.MaxTouchpoints}
+	a.tracker = &conversion.Tracker{Store: rt.store, Networks: tracked, Policy: attribution.Policy(a.Attribution),
+		Retention:         conversion.Retention{Conversions: time.Duration(a.Delivery.ConversionRetention)},
+		SessionDailyLimit: a.SessionDailyLimit, Now: now,
+		Queued: func([]string) { rt.dispatcher.Wake() },
+	}
+	if a.signer.Load() == nil {
+		a.loadSigner(ctx)
+	}
+	return nil
+}
+
+// provisionEngine loads the configured storage engine, or the default.
+func (a *App) provisionEngine(ctx caddy.Context) error {
+	if a.StorageRaw == nil {
+		b := new(Badger)
+		if err := b.Provision(ctx); err != nil {
+			return err
+		}
+		a.engine = b
+		return nil
+	}
+	mod, err := ctx.LoadModule(a, "StorageRaw")
+	if err != nil {
+		return fmt.Errorf("loading storage engine: %w", err)
+	}
+	a.engine = mod.(StorageEngine)
 	return nil
 }
 
 func (a *App) dispatcherOptions() outbox.Options {
 	d := a.Delivery
-	o := outbox.Options{
-		Timeout:    time.Duration(d.Timeout),
-		Retry:      outbox.RetryPolicy{Base: time.Duration(d.RetryBase), Max: time.Duration(d.RetryMax)},
-		PauseAfter: d.PauseAfter,
-		PauseBase:  time.Duration(d.PauseBase),
-		Logger:     a.logger.Named("outbox"),
+	return outbox.Options{
+		Timeout:     time.Duration(d.Timeout),
+		LeaseMargin: time.Duration(d.LeaseMargin),
+		Retry:       outbox.RetryPolicy{Base: time.Duration(d.RetryBase), Max: time.Duration(d.RetryMax)},
+		PauseAfter:  d.PauseAfter,
+		PauseBase:   time.Duration(d.PauseBase),
+		Logger:      a.logger.Named("outbox"),
+		Now:         now,
 	}
-	if m := a.metrics; m != nil {
-		o.OnOutcome = func(network, outcome string) { m.deliveries.WithLabelValues(network, outcome).Inc() }
-		o.OnPause = func(network string, paused bool) {
-			v := 0.0
-			if paused {
-				v = 1
-			}
-			m.paused.WithLabelValues(network).Set(v)
-		}
-	}
-	return o
 }
 
-// cookieSecret returns the configured secret, or the one kept in the store,
-// generating it on first use.
-func (a *App) cookieSecret() ([]byte, error) {
-	if s := envReplacer().ReplaceKnown(a.Cookie.Secret, ""); s != "" {
-		if b, err := base64.StdEncoding.DecodeString(s); err == nil && len(b) >= 32 {
-			return b, nil
-		}
-		return []byte(s), nil
+// metaCookieKey names the shared cookie signing key in the storage.
+const metaCookieKey = "cookie_key"
+
+// loadSigner returns the cookie signer, reading (or making) the signing
+// key kept in the storage on first use, so that every node of a cluster
+// signs with one key. While the storage is unavailable it returns nil (at
+// most one try a second): no cookie is set or trusted then.
+func (a *App) loadSigner(ctx context.Context) *capture.Signer {
+	if s := a.signer.Load(); s != nil {
+		return s
 	}
-	key := store.Key(store.PrefixMeta, "cookie_key")
-	var secret []byte
-	err := a.rt.store.Update(func(txn store.Txn) error {
-		v, err := txn.Get(key)
-		if err == nil {
-			secret = v
-			return nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		secret = capture.NewKey()
-		return txn.Set(key, secret, 0)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("loading the session signing key: %w", err)
+	a.signerMu.Lock()
+	defer a.signerMu.Unlock()
+	if s := a.signer.Load(); s != nil {
+		return s
 	}
-	return secret, nil
-}
-
-// active is the most recently started app, for the admin routes.
-var active atomic.Pointer[App]
-
-// Start starts the dispatcher (once per store) and gives it this config's
-// destinations.
-func (a *App) Start() error {
-	a.rt.outbox.Configure(a.outboxSettings)
-	a.rt.dispatcher.SetDestinations(a.dests)
-	a.rt.dispatcher.Start()
-	active.Store(a)
-	return nil
-}
-
-// Stop leaves the dispatcher running: it belongs to the store, which the
-// next config (if any) shares; the last config's Cleanup stops it.
-func (a *App) Stop() error {
-	active.CompareAndSwap(a, nil)
-	return nil
-}
-
-// Cleanup releases this config's hold on the store.
-func (a *App) Cleanup() error {
-	if a.poolKey == "" {
+	if time.Since(a.signerTried) < time.Second {
 		return nil
 	}
-	_, err := runtimes.Delete(a.poolKey)
-	a.poolKey = ""
+	a.signerTried = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.StorageTimeout))
+	defer cancel()
+	key, err := a.rt.store.MetaGetOrCreate(ctx, metaCookieKey, capture.NewKey)
+	if err != nil {
+		a.logger.Warn("the session signing key cannot be read from the storage yet; no session cookie is set or trusted until it can", zap.Error(err))
+		return nil
+	}
+	s, err := capture.NewSigner(key)
+	if err != nil {
+		a.logger.Error("the stored session signing key is unusable", zap.Error(err))
+		return nil
+	}
+	a.signer.Store(s)
+	return s
+}
+
+// Start makes this config the one its dispatcher sends with and the admin
+// routes serve, and logs what it runs.
+func (a *App) Start() error {
+	activate(a)
+	a.logSummary()
+	return nil
+}
+
+// Stop hands the dispatcher back to the newest config still running, if
+// any; the dispatcher itself belongs to the storage and stops with the last
+// config that uses it (Cleanup).
+func (a *App) Stop() error {
+	deactivate(a)
+	return nil
+}
+
+// Cleanup releases this config's hold on the storage.
+func (a *App) Cleanup() error {
+	if a.rt == nil {
+		return nil
+	}
+	_, err := runtimes.Delete(a.rt.key)
+	a.rt = nil
 	return err
 }
 
-// envReplacer replaces only {env.*} placeholders: other placeholders in
-// templates are either our tokens or mistakes that must be reported.
-func envReplacer() *caddy.Replacer {
-	r := caddy.NewEmptyReplacer()
-	r.Map(func(key string) (any, bool) {
-		if name, ok := strings.CutPrefix(key, "env."); ok {
-			return os.LookupEnv(name)
-		}
-		return nil, false
-	})
-	return r
+// addSite records a site handler's rules and webhook paths for the startup
+// summary.
+func (a *App) addSite(desc string) {
+	a.sitesMu.Lock()
+	a.sites = append(a.sites, desc)
+	a.sitesMu.Unlock()
 }
+
+// logSummary writes the startup summary: storage, networks with their
+// presets, and each site's rules and webhook paths.
+func (a *App) logSummary() {
+	nets := make([]string, 0, len(a.Networks))
+	for _, name := range sortedKeys(a.Networks) {
+		p := a.Networks[name].Preset
+		if p == "" {
+			p = "get"
+		}
+		nets = append(nets, name+" ("+p+", "+a.Networks[name].Role+")")
+	}
+	a.sitesMu.Lock()
+	sites := append([]string(nil), a.sites...)
+	a.sitesMu.Unlock()
+	sort.Strings(sites)
+	a.logger.Info("postback tracking started",
+		zap.String("storage", a.engine.Describe()),
+		zap.String("networks", orNone(strings.Join(nets, ", "))),
+		zap.String("sites", orNone(strings.Join(sites, "; "))),
+		zap.String("attribution", a.Attribution))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// now is the clock; tests replace it.
+var now = time.Now
 
 // Interface guards
 var (

@@ -52,8 +52,13 @@ type Network struct {
 	// MaxAge is how long a failing delivery is retried before it becomes a
 	// dead letter. Default: 72h.
 	MaxAge caddy.Duration `json:"max_age,omitempty"`
-	// Concurrency bounds parallel postbacks to this network. Default: 8.
+	// Concurrency bounds parallel postbacks to this network; a change
+	// applies at the next reload. Default: 8.
 	Concurrency int `json:"concurrency,omitempty"`
+	// RebillPeriod is how long after a subscription's first sale its
+	// rebills are credited to this network. Default: the subscription's
+	// lifetime.
+	RebillPeriod caddy.Duration `json:"rebill_period,omitempty"`
 }
 
 // networkName is what a network may be called: it is used in store keys,
@@ -70,10 +75,19 @@ var capturePresetFor = map[string]string{
 // DefaultWindow is a network's attribution window when none is set.
 const DefaultWindow = 30 * 24 * time.Hour
 
-// provision fills defaults and builds the capture and postback sides.
-func (n *Network) provision(name string, repl *caddy.Replacer) (capture.Network, postback.Destination, error) {
+// provision fills defaults and builds the capture and postback sides. It
+// returns the network's secret values, to be masked wherever shown.
+func (n *Network) provision(name string, env *envExpander) (capture.Network, postback.Destination, []string, error) {
+	cn, dest, cfg, err := n.build(name, env)
+	if err != nil {
+		return capture.Network{}, nil, nil, err
+	}
+	return cn, dest, postback.Secrets(cfg), nil
+}
+
+func (n *Network) build(name string, env *envExpander) (capture.Network, postback.Destination, postback.Config, error) {
 	if !networkName.MatchString(name) {
-		return capture.Network{}, nil, fmt.Errorf("network name %q: use lower-case letters, digits, '_' and '-'", name)
+		return capture.Network{}, nil, postback.Config{}, fmt.Errorf("network name %q: use lower-case letters, digits, '_' and '-'", name)
 	}
 	preset, ok := capture.Presets[name]
 	if cp, has := capturePresetFor[n.Preset]; has {
@@ -83,7 +97,7 @@ func (n *Network) provision(name string, repl *caddy.Replacer) (capture.Network,
 	}
 	if len(n.ClickParams) == 0 {
 		if !ok {
-			return capture.Network{}, nil, fmt.Errorf("network %s: no click_param, and no built-in network of that name or preset", name)
+			return capture.Network{}, nil, postback.Config{}, fmt.Errorf("network %s: no click_param, and no built-in network of that name or preset", name)
 		}
 		n.ClickParams = preset.Params
 	}
@@ -94,38 +108,47 @@ func (n *Network) provision(name string, repl *caddy.Replacer) (capture.Network,
 		}
 	}
 	if n.Role != "affiliate" && n.Role != "platform" {
-		return capture.Network{}, nil, fmt.Errorf("network %s: role %q: want affiliate or platform", name, n.Role)
+		return capture.Network{}, nil, postback.Config{}, fmt.Errorf("network %s: role %q: want affiliate or platform", name, n.Role)
 	}
 	if n.Window == 0 {
 		n.Window = caddy.Duration(DefaultWindow)
 	}
 	if n.Window < 0 {
-		return capture.Network{}, nil, fmt.Errorf("network %s: negative window", name)
+		return capture.Network{}, nil, postback.Config{}, fmt.Errorf("network %s: negative window", name)
 	}
 	if n.Concurrency < 0 {
-		return capture.Network{}, nil, fmt.Errorf("network %s: negative concurrency", name)
+		return capture.Network{}, nil, postback.Config{}, fmt.Errorf("network %s: negative concurrency", name)
 	}
-	cfg := postback.Config{
-		Preset: n.Preset, URL: repl.ReplaceKnown(n.URL, ""), Method: n.Method,
-		Body: repl.ReplaceKnown(n.Body, ""), BodyType: n.BodyType, SuccessBody: n.SuccessBody,
-		Events: n.Events,
+	cfg := postback.Config{Preset: n.Preset, Method: n.Method, BodyType: n.BodyType, SuccessBody: n.SuccessBody, Events: n.Events}
+	var err error
+	expand := func(what, v string) string {
+		if err != nil {
+			return ""
+		}
+		var out string
+		out, err = env.expand(fmt.Sprintf("network %s: %s", name, what), v)
+		return out
 	}
+	cfg.URL, cfg.Body = expand("url", n.URL), expand("body", n.Body)
 	if len(n.Headers) > 0 {
 		cfg.Headers = map[string]string{}
 		for k, v := range n.Headers {
-			cfg.Headers[k] = repl.ReplaceKnown(v, "")
+			cfg.Headers[k] = expand("header "+k, v)
 		}
 	}
 	if len(n.Params) > 0 {
 		cfg.Params = map[string]string{}
 		for k, v := range n.Params {
-			cfg.Params[k] = repl.ReplaceKnown(v, "")
+			cfg.Params[k] = expand(k, v)
 		}
+	}
+	if err != nil {
+		return capture.Network{}, nil, postback.Config{}, err
 	}
 	dest, err := postback.New(cfg)
 	if err != nil {
-		return capture.Network{}, nil, fmt.Errorf("network %s: %w", name, err)
+		return capture.Network{}, nil, postback.Config{}, fmt.Errorf("network %s: %w", name, err)
 	}
 	cn := capture.Network{Name: name, Params: n.ClickParams, Window: time.Duration(n.Window), Role: n.Role}
-	return cn, dest, nil
+	return cn, dest, cfg, nil
 }

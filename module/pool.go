@@ -3,113 +3,146 @@ package module
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
+	"slices"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/caddy-postback/caddy-postback/internal/outbox"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 	"github.com/caddy-postback/caddy-postback/internal/store"
 )
 
-// runtimes holds the open stores, keyed by their absolute directory. Caddy
-// provisions and starts a new config before it stops the old one, and Badger
-// allows one open per directory, so the store and its dispatcher are shared
-// by every config that names the directory and closed with the last one.
+// runtimes holds the open stores, by their engine's pool key. Caddy
+// provisions and starts a new config before it stops the old one, and an
+// embedded store allows one open per directory, so the store and its
+// dispatcher are shared by every config that names the storage, and closed
+// with the last one.
 var runtimes = caddy.NewUsagePool()
 
-// memoryStorage is the storage value for an in-memory store.
-const memoryStorage = ":memory:"
-
-// sessionsDir is the directory of the sessions store, inside the storage
-// directory.
-const sessionsDir = "sessions"
-
-// sessionsValueThreshold sends every session but the smallest to the
-// sessions store's value log (see store.Options.ValueThreshold).
-const sessionsValueThreshold = 64
-
-// runtime is what lives across reloads: the stores, the outbox and the one
-// dispatcher that sends from it.
-//
-// Sessions have a store of their own. Every landing click writes one, and
-// they are rarely rewritten, so that store keeps them in its value log and
-// its compactions move only keys: the main store, whose deliveries are
-// rewritten as they are sent, keeps its records in the LSM tree. One store
-// for both had to choose, and either choice cost one of them (measured:
-// clicks per second, or the memory of a draining backlog).
+// runtime is what lives across reloads: the store, watched for health, and
+// the one dispatcher that sends from it.
 type runtime struct {
-	store      *store.Badger
-	sessions   *store.Badger
-	outbox     *outbox.Outbox
+	key        string
+	store      *store.Health
 	dispatcher *outbox.Dispatcher
-	opts       store.Options
+	opts       outbox.Options
 }
 
-// Destruct stops the dispatcher, then closes the stores.
+// Destruct stops the dispatcher, then closes the store.
 func (r *runtime) Destruct() error {
 	r.dispatcher.Stop()
-	var errs []error
 	if err := r.store.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("closing postback store: %w", err))
+		return fmt.Errorf("closing postback storage: %w", err)
 	}
-	if err := r.sessions.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("closing postback sessions store: %w", err))
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
-// sessionsOptions are the options of the sessions store that goes with a
-// main store opened with so.
-func sessionsOptions(so store.Options) store.Options {
-	sso := so
-	if so.Logger != nil {
-		sso.Logger = so.Logger.Named("sessions")
-	}
-	// In memory there is no value log (Badger refuses values above the
-	// threshold there), so only a store on disk lowers it.
-	if !so.InMemory {
-		sso.Dir = filepath.Join(so.Dir, sessionsDir)
-		sso.ValueThreshold = sessionsValueThreshold
-	}
-	return sso
-}
-
-// poolKey returns the pool key of a storage setting.
-func poolKey(storage string) (string, error) {
-	if storage == memoryStorage {
-		return memoryStorage, nil
-	}
-	abs, err := filepath.Abs(storage)
-	if err != nil {
-		return "", fmt.Errorf("resolving storage directory: %w", err)
-	}
-	return filepath.Clean(abs), nil
-}
-
-// openRuntime returns the shared runtime for a storage directory, opening it
-// on first use. The dispatcher options are fixed by whichever config opened
-// the store first; later configs update its destinations.
-func openRuntime(key string, so store.Options, do outbox.Options, logger *zap.Logger) (*runtime, bool, error) {
+// openRuntime returns the shared runtime of a storage engine, opening it on
+// first use. The dispatcher's timing options are fixed by the config that
+// opened the store; later configs give it their networks when they start.
+func openRuntime(engine StorageEngine, do outbox.Options, logger *zap.Logger) (*runtime, bool, error) {
+	key := engine.PoolKey()
 	val, loaded, err := runtimes.LoadOrNew(key, func() (caddy.Destructor, error) {
-		s, err := store.Open(so)
+		st, err := engine.OpenStore(logger.Named("storage"))
 		if err != nil {
 			return nil, err
 		}
-		ss, err := store.Open(sessionsOptions(so))
-		if err != nil {
-			_ = s.Close()
-			return nil, err
-		}
-		ob := outbox.New(s)
-		return &runtime{store: s, sessions: ss, outbox: ob, dispatcher: outbox.NewDispatcher(ob, do), opts: so}, nil
+		h := store.NewHealth(st, func(err error) { storageChanged(logger, engine, err) })
+		do.OnAttempt = observeAttempt
+		do.OnPause = observePause
+		return &runtime{key: key, store: h, dispatcher: outbox.New(h, do), opts: do}, nil
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	rt := val.(*runtime)
-	if loaded && (rt.opts.SyncWrites != so.SyncWrites || rt.opts.MemTableSize != so.MemTableSize) {
-		logger.Warn("storage options changed; they take effect after a restart", zap.String("storage", key))
+	if loaded && (rt.opts.Timeout != do.Timeout || rt.opts.LeaseMargin != do.LeaseMargin || rt.opts.Retry != do.Retry ||
+		rt.opts.PauseAfter != do.PauseAfter || rt.opts.PauseBase != do.PauseBase) {
+		logger.Warn("delivery timing options changed; they take effect after a restart (networks, templates and concurrency change now)",
+			zap.String("storage", engine.Describe()))
 	}
 	return rt, loaded, nil
+}
+
+// storageChanged logs and counts a change of the storage's health.
+func storageChanged(logger *zap.Logger, engine StorageEngine, err error) {
+	up := 1.0
+	switch {
+	case err == nil:
+		logger.Warn("postback storage is available again; tracking resumes", zap.String("storage", engine.Describe()))
+	case errors.Is(err, store.ErrFull):
+		up = 0
+		logger.Error("postback storage refuses writes: capture is skipped and webhooks answer 503 until there is room; pages are served",
+			zap.String("storage", engine.Describe()), zap.Error(err))
+	default:
+		up = 0
+		logger.Error("postback storage is unavailable: capture is skipped, webhooks answer 503 and deliveries wait until it returns; pages are served",
+			zap.String("storage", engine.Describe()), zap.Error(err))
+	}
+	sharedMetrics().storageUp.Set(up)
+}
+
+// liveApps are the started postback apps that have not stopped, oldest
+// first. The newest is the one the admin routes serve, and the one whose
+// networks each dispatcher sends with: when a new config fails to start
+// (another of its apps failed) and is stopped again, the config that keeps
+// running takes over again, untouched.
+var liveApps struct {
+	sync.Mutex
+	apps []*App
+}
+
+// activate makes a the newest live app and gives its runtime's dispatcher
+// a's networks.
+func activate(a *App) {
+	liveApps.Lock()
+	defer liveApps.Unlock()
+	liveApps.apps = append(slices.DeleteFunc(liveApps.apps, func(o *App) bool { return o == a }), a)
+	a.rt.dispatcher.Configure(a.dispatcherConfig)
+	a.rt.dispatcher.Start()
+}
+
+// deactivate removes a; if it was the newest app of its runtime, the
+// runtime's dispatcher goes back to the newest one left.
+func deactivate(a *App) {
+	liveApps.Lock()
+	defer liveApps.Unlock()
+	liveApps.apps = slices.DeleteFunc(liveApps.apps, func(o *App) bool { return o == a })
+	for i := len(liveApps.apps) - 1; i >= 0; i-- {
+		if o := liveApps.apps[i]; o.rt == a.rt {
+			o.rt.dispatcher.Configure(o.dispatcherConfig)
+			return
+		}
+	}
+}
+
+// currentApp returns the newest live app, or nil.
+func currentApp() *App {
+	liveApps.Lock()
+	defer liveApps.Unlock()
+	if n := len(liveApps.apps); n > 0 {
+		return liveApps.apps[n-1]
+	}
+	return nil
+}
+
+// observeAttempt counts a delivery attempt.
+func observeAttempt(network string, state record.State, status int, latency fmtDuration) {
+	m := sharedMetrics()
+	m.deliveries.WithLabelValues(network, string(state)).Inc()
+	m.attempts.WithLabelValues(network, string(state), statusClass(status)).Inc()
+	m.latency.WithLabelValues(network).Observe(latency.Seconds())
+	if state == record.StateRetrying {
+		m.retries.WithLabelValues(network).Inc()
+	}
+}
+
+func observePause(network string, paused bool) {
+	v := 0.0
+	if paused {
+		v = 1
+	}
+	sharedMetrics().paused.WithLabelValues(network).Set(v)
 }

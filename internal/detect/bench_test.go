@@ -118,7 +118,7 @@ func BenchmarkCapture(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				c := NewCapture(limit)
+				c := NewCapture(limit, nil)
 				for rest := body; len(rest) > 0; {
 					k := min(32<<10, len(rest))
 					c.Write(rest[:k])

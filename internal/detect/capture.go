@@ -3,6 +3,7 @@ package detect
 import (
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 // Capture is the capped tee a response writer copies the body into: it keeps
@@ -16,10 +17,46 @@ import (
 // Capture is not safe for concurrent use (a response is written from one
 // goroutine).
 type Capture struct {
-	bp      *[]byte
-	limit   int
-	total   int64
-	dropped bool // some written bytes were not kept
+	bp        *[]byte
+	limit     int
+	total     int64
+	dropped   bool // some written bytes were not kept
+	budget    *Budget
+	exhausted bool // the budget could not cover the bytes to keep
+}
+
+// Budget bounds the bytes held by every Capture that shares it: a page
+// that finds it spent keeps no more (Exhausted), so that slow clients,
+// each holding a copy of a confirmation page, cannot grow memory without
+// bound. The zero Budget has no limit.
+type Budget struct {
+	limit atomic.Int64
+	used  atomic.Int64
+}
+
+// SetLimit sets the budget's size in bytes (0: no limit).
+func (b *Budget) SetLimit(n int64) { b.limit.Store(n) }
+
+// Used returns the bytes held now.
+func (b *Budget) Used() int64 { return b.used.Load() }
+
+// take reserves n bytes, or reports that they do not fit.
+func (b *Budget) take(n int) bool {
+	if b == nil {
+		return true
+	}
+	limit := b.limit.Load()
+	if used := b.used.Add(int64(n)); limit > 0 && used > limit {
+		b.used.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+func (b *Budget) give(n int) {
+	if b != nil && n > 0 {
+		b.used.Add(-int64(n))
+	}
 }
 
 // Buffer size classes: 4 KB << k for k in [0, numClasses).
@@ -31,9 +68,9 @@ const (
 var classPools [numClasses]sync.Pool
 
 // NewCapture returns a Capture keeping at most limit bytes (none if limit
-// is not positive).
-func NewCapture(limit int) *Capture {
-	return &Capture{limit: max(limit, 0)}
+// is not positive), within budget (nil: none).
+func NewCapture(limit int, budget *Budget) *Capture {
+	return &Capture{limit: max(limit, 0), budget: budget}
 }
 
 // Write keeps what fits under the limit and reports the whole of p as
@@ -59,7 +96,10 @@ func write[T string | []byte](c *Capture, p T) (int, error) {
 		p, c.dropped = p[:room], true
 	}
 	if c.bp == nil || held+len(p) > cap(*c.bp) {
-		c.grow(held + len(p))
+		if !c.grow(held + len(p)) {
+			c.dropped, c.exhausted, c.limit = true, true, held
+			return n, nil
+		}
 	}
 	*c.bp = append(*c.bp, p...)
 	return n, nil
@@ -67,12 +107,22 @@ func write[T string | []byte](c *Capture, p T) (int, error) {
 
 // grow moves the held bytes to a buffer of at least need bytes (need is at
 // most the limit): the next size class at or above twice the current size
-// when that is within the limit, else exactly the limit.
-func (c *Capture) grow(need int) {
+// when that is within the limit, else exactly the limit. It reports false,
+// keeping the old buffer, when the budget cannot cover the new one.
+func (c *Capture) grow(need int) bool {
 	old := c.bp
 	want := need
+	oldCap := 0
 	if old != nil {
-		want = max(want, 2*cap(*old))
+		oldCap = cap(*old)
+		want = max(want, 2*oldCap)
+	}
+	size := c.limit
+	if k, s := classFor(want); k >= 0 && s <= c.limit {
+		size = s
+	}
+	if !c.budget.take(size - oldCap) {
+		return false
 	}
 	var nb *[]byte
 	if k, size := classFor(want); k >= 0 && size <= c.limit {
@@ -93,6 +143,7 @@ func (c *Capture) grow(need int) {
 		*nb = (*nb)[:0]
 	}
 	c.bp = nb
+	return true
 }
 
 // classFor returns the smallest size class holding n bytes, or -1.
@@ -141,10 +192,14 @@ func (c *Capture) Written() int64 { return c.total }
 // Truncated reports whether more was written than the limit kept.
 func (c *Capture) Truncated() bool { return c.dropped }
 
+// Exhausted reports whether the budget stopped the copy short.
+func (c *Capture) Exhausted() bool { return c.exhausted }
+
 // Release returns the buffer to its pool. Writes after Release are counted
 // but not kept.
 func (c *Capture) Release() {
 	if c.bp != nil {
+		c.budget.give(cap(*c.bp))
 		putBuf(c.bp)
 		c.bp = nil
 	}

@@ -22,7 +22,7 @@ func TestCapture(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := NewCapture(tt.limit)
+			c := NewCapture(tt.limit, nil)
 			defer c.Release()
 			for rest := page; len(rest) > 0; {
 				k := min(tt.chunk, len(rest))
@@ -47,7 +47,7 @@ func TestCapture(t *testing.T) {
 }
 
 func TestCaptureReuse(t *testing.T) {
-	a := NewCapture(1 << 16)
+	a := NewCapture(1<<16, nil)
 	io.Copy(a, strings.NewReader(strings.Repeat("secret ", 3000)))
 	a.Release()
 	a.Write([]byte("after release"))
@@ -55,7 +55,7 @@ func TestCaptureReuse(t *testing.T) {
 		t.Fatal("a released capture kept bytes")
 	}
 	// A buffer coming back from the pool must not show the previous body.
-	b := NewCapture(1 << 16)
+	b := NewCapture(1<<16, nil)
 	defer b.Release()
 	io.WriteString(b, "new")
 	if string(b.Bytes()) != "new" {
@@ -75,4 +75,44 @@ func TestClassFor(t *testing.T) {
 			t.Errorf("classFor(%d) = %d, %d; want %d, %d", tt.n, k, size, tt.k, tt.size)
 		}
 	}
+}
+
+// TestCaptureBudget: captures sharing a budget hold no more than it,
+// together; one that finds it spent stops keeping and says so, and
+// releasing gives the bytes back.
+func TestCaptureBudget(t *testing.T) {
+	var b Budget
+	b.SetLimit(100 << 10)
+	page := make([]byte, 40<<10)
+	var caps []*Capture
+	exhausted := 0
+	for range 10 {
+		c := NewCapture(1<<20, &b)
+		_, _ = c.Write(page)
+		if c.Exhausted() {
+			exhausted++
+			if !c.Truncated() {
+				t.Fatal("an exhausted capture does not say it was truncated")
+			}
+		}
+		caps = append(caps, c)
+		if b.Used() > 100<<10 {
+			t.Fatalf("budget of 100 KiB holds %d bytes", b.Used())
+		}
+	}
+	if exhausted == 0 || exhausted == 10 {
+		t.Fatalf("%d of 10 captures exhausted a budget that fits some", exhausted)
+	}
+	for _, c := range caps {
+		c.Release()
+	}
+	if b.Used() != 0 {
+		t.Fatalf("%d bytes still held after every release", b.Used())
+	}
+	c := NewCapture(1<<20, &b)
+	_, _ = c.Write(page)
+	if c.Exhausted() || c.Len() != len(page) {
+		t.Fatal("the budget was not given back")
+	}
+	c.Release()
 }
