@@ -22,6 +22,11 @@ func BenchmarkVerifyParse(b *testing.B) {
 	pd, _ := NewPaddle(Config{Secrets: []string{paddleVectorSecret}})
 	ls, _ := NewLemonSqueezy(Config{Secrets: []string{lemonSecret}})
 	gr, _ := NewGumroad(Config{Secrets: []string{gumroadToken}})
+	cbBody := cbSeal(b, cbSecret, fixture(b, "clickbank_sale.json"))
+	jvzBody := jvzooSignV1(b, string(fixture(b, "jvzoo_v1_sale.form")), jvzSecret)
+	wpBody := string(fixture(b, "warriorplus_sale.form"))
+	jv, _ := NewJVZoo(Config{Secrets: []string{jvzSecret}})
+	wp, _ := NewWarriorPlus(Config{Secrets: []string{wpKey}})
 	gn, err := NewGeneric(genericCfg())
 	if err != nil {
 		b.Fatal(err)
@@ -36,6 +41,9 @@ func BenchmarkVerifyParse(b *testing.B) {
 		{pd, paddleReq(paddleBody, paddleSig(paddleVectorSecret, testNow.Unix(), paddleBody), testNow)},
 		{ls, lemonReq(lemonBody, "order_created")},
 		{gr, gumroadReq(gumroadBody, "/.well-known/postback/gumroad/"+gumroadToken)},
+		{newClickBank(b), cbReq(cbBody)},
+		{jv, jvzReq(jvzBody)},
+		{wp, wpReq(wpBody)},
 		{gn, &Request{Header: hdr("Content-Type", "application/json", "X-Hub-Signature-256", "sha256="+hexs(hmacSHA256("generic_secret", genericBody))), Body: genericBody, Query: url.Values{}, Now: testNow}},
 	}
 	for _, c := range cases {

@@ -15,6 +15,9 @@ func TestConstructorsValidate(t *testing.T) {
 		"paddle":       func(c Config) error { _, err := NewPaddle(c); return err },
 		"lemonsqueezy": func(c Config) error { _, err := NewLemonSqueezy(c); return err },
 		"gumroad":      func(c Config) error { _, err := NewGumroad(c); return err },
+		"clickbank":    func(c Config) error { _, err := NewClickBank(c); return err },
+		"jvzoo":        func(c Config) error { _, err := NewJVZoo(c); return err },
+		"warriorplus":  func(c Config) error { _, err := NewWarriorPlus(c); return err },
 	}
 	bad := []struct {
 		name string

@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"bytes"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -200,6 +202,104 @@ func FuzzPaddleSignatureHeader(f *testing.F) {
 		r := &Request{Header: hdr("Paddle-Signature", h), Body: []byte(paddleVectorPayload), Now: time.Unix(ts, 0)}
 		if err := p.Verify(r); err != nil {
 			t.Fatalf("SDK accepts %q, we say %v", h, err)
+		}
+	})
+}
+
+// FuzzClickBankParse encrypts arbitrary plaintext with the test key, so
+// that what is fuzzed is the parser behind the decryption.
+func FuzzClickBankParse(f *testing.F) {
+	sale := fixture(f, "clickbank_sale.json")
+	f.Add(sale)
+	f.Add(bytes.Replace(sale, []byte(`"SALE"`), []byte(`"BILL"`), 1))
+	f.Add(bytes.Replace(sale, []byte(`"SALE"`), []byte(`"CGBK"`), 1))
+	f.Add([]byte(`{"receipt":"********","transactionType":"SALE"}`))
+	f.Add([]byte(`{"receipt":"R-B","transactionType":"RFND","totalOrderAmount":-99999999999999999999,"currency":7}`))
+	f.Add([]byte(`{"receipt":"R","transactionType":"SALE","vendorVariables":[1],"trackingCodes":{"a":"b"},"upsell":"x"}`))
+	f.Add([]byte(`{"receipt":"R","transactionType":"SALE","trackingCodes":["pbaaaa",null,7],"vendorVariables":{"pb_session":{"x":1}}}`))
+	f.Add([]byte(`{"receipt":"R","receipt":"S"}`))
+	f.Add([]byte(`[]`))
+	p := newClickBank(f)
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		fuzzParse(t, p, cbReq(cbSeal(t, cbSecret, plain)))
+	})
+}
+
+// FuzzClickBankEnvelope feeds raw bodies. Verify and Parse never panic and
+// agree: Parse fails with ErrSignature or ErrBadRequest exactly when Verify
+// does.
+func FuzzClickBankEnvelope(f *testing.F) {
+	f.Add(fixture(f, "clickbank_test_button.json"))
+	f.Add(cbSeal(f, cbSecret, fixture(f, "clickbank_sale.json")))
+	f.Add([]byte(`{"notification":"AAAAAAAAAAAAAAAAAAAAAA==","iv":"AAAAAAAAAAAAAAAAAAAAAA=="}`))
+	f.Add([]byte(`{"notification":"","iv":""}`))
+	f.Add([]byte(`notification=AAAA&iv=BBBB`))
+	f.Add([]byte(`ctransaction=SALE&cverify=00000000`))
+	f.Add([]byte(`{"notification":7,"iv":null}`))
+	p := newClickBank(f, cbSecret, cbVectorSecret)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := cbReq(body)
+		verr := p.Verify(r)
+		ev, perr := p.Parse(r)
+		checkInvariants(t, p, ev, perr)
+		refused := perr != nil && !errors.Is(perr, ErrMalformed)
+		if (verr != nil) != refused {
+			t.Fatalf("Verify says %v, Parse says %v", verr, perr)
+		}
+	})
+}
+
+func FuzzJVZooParse(f *testing.F) {
+	v1 := string(fixture(f, "jvzoo_v1_sale.form"))
+	v2 := string(fixture(f, "jvzoo_v2_sale.form"))
+	f.Add(jvzooSignV1(f, v1, jvzSecret))
+	f.Add(jvzooSignV2(f, v2, jvzSecret))
+	f.Add(strings.Replace(v1, "ctransaction=SALE", "ctransaction=BILL", 1))
+	f.Add("ctransaction=RFND&ctransreceipt=-B&ctransamount=-9223372036854775808&cvendthru=%25zz%26pb_session%3D")
+	f.Add("transaction_type=REBILL&transaction_id=X-B99999999999999999999&total=1e9&other_params=a=b&tid=" + strings.Repeat("A", 62))
+	f.Add("paykey=&cverify=zzzzzzzz")
+	p, _ := NewJVZoo(Config{Secrets: []string{jvzSecret}})
+	f.Fuzz(func(t *testing.T, body string) {
+		fuzzParse(t, p, jvzReq(body))
+	})
+}
+
+func FuzzWarriorPlusParse(f *testing.F) {
+	sale := string(fixture(f, "warriorplus_sale.form"))
+	f.Add(sale)
+	f.Add(strings.Replace(sale, "WP_ACTION=sale", "WP_ACTION=subscr_completed", 1) + "&WP_SUBSCR_PAYMENT_NUM=2&WP_SUBSCR_ID=s1")
+	f.Add("WP_ACTION=subscr_completed&WP_SALEID=1&WP_SUBSCR_PAYMENT_NUM=-1")
+	f.Add("WP_ACTION=dispute&WP_SALE=sale_1&WP_SALE_AMOUNT=-0&WP_CHECKOUT_CUSTOM=%3Fpb_session%3D%26%3D")
+	f.Add("WP_ACTION=&WP_SECURITYKEY=" + wpKey)
+	p, _ := NewWarriorPlus(Config{Secrets: []string{wpKey}})
+	f.Fuzz(func(t *testing.T, body string) {
+		fuzzParse(t, p, wpReq(body))
+	})
+}
+
+// FuzzTID: decoding never panics, accepts only what EncodeTID writes (in
+// either case), and encoding a session reference always gives a tid that
+// ClickBank keeps and that decodes back.
+func FuzzTID(f *testing.F) {
+	f.Add(EncodeTID(strings.Repeat("AbC-_9", 10) + "zz"))
+	f.Add(EncodeTID(strings.Repeat("Zy0_", 11)))
+	f.Add("pb")
+	f.Add("fb_adset_12")
+	f.Add(strings.Repeat("AbC-_9", 10) + "zz")
+	f.Fuzz(func(t *testing.T, s string) {
+		if ref, ok := decodeTID(s); ok {
+			if !looksLikeSessionRef(ref) || EncodeTID(ref) != strings.ToLower(s) {
+				t.Fatalf("decodeTID(%q) = %q, which encodes to %q", s, ref, EncodeTID(ref))
+			}
+		}
+		if looksLikeSessionRef(s) {
+			tid := EncodeTID(s)
+			if !clickBankTID.MatchString(tid) {
+				t.Fatalf("EncodeTID(%q) = %q", s, tid)
+			}
+			if ref, ok := decodeTID(tid); !ok || ref != s {
+				t.Fatalf("round trip of %q gave %q, %v", s, ref, ok)
+			}
 		}
 	})
 }

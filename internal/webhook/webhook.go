@@ -1,12 +1,15 @@
 // Package webhook verifies and parses e-commerce platform webhooks (Stripe,
 // Shopify, WooCommerce, Paddle Billing, Lemon Squeezy, Gumroad and a generic
-// HMAC scheme) into order records. It is plain Go: the Caddy module hands it
-// the raw body and headers and acts on the Event it returns.
+// HMAC scheme) and digital marketplaces' instant payment notifications
+// (ClickBank, JVZoo, WarriorPlus) into order records. It is plain Go: the
+// Caddy module hands it the raw body and headers and acts on the Event it
+// returns.
 //
 // A caller runs Verify first and Parse only when Verify succeeded. The
 // errors map onto HTTP answers:
 //
-//   - ErrBadRequest (empty body, wrong content type): 400, nothing recorded.
+//   - ErrBadRequest (empty body, wrong content type, not a notification of
+//     the platform): 400, nothing recorded.
 //   - ErrSignature (missing, invalid or mismatched signature, stale
 //     timestamp): 401, nothing recorded.
 //   - ErrMalformed (authentic but unparseable): record the body for
@@ -37,14 +40,16 @@ import (
 
 // Errors every provider wraps; test them with errors.Is.
 var (
-	// ErrSignature means the signature (or Gumroad's URL token) is missing,
-	// malformed or wrong, or its timestamp is outside the tolerance.
+	// ErrSignature means the signature (Gumroad's URL token, WarriorPlus's
+	// security key, ClickBank's encryption) is missing, malformed or wrong,
+	// or its timestamp is outside the tolerance.
 	ErrSignature = errors.New("invalid webhook signature")
 	// ErrMalformed means the webhook is authentic but its body cannot be
 	// understood.
 	ErrMalformed = errors.New("malformed webhook")
 	// ErrBadRequest means the request is not a webhook of this provider at
-	// all: empty body or wrong content type.
+	// all: empty body, wrong content type, or none of the fields that every
+	// notification of the platform has.
 	ErrBadRequest = errors.New("bad webhook request")
 )
 
@@ -204,7 +209,7 @@ func checkSecret(s string) error {
 }
 
 // New builds a built-in provider by name: stripe, shopify, woocommerce,
-// paddle, lemonsqueezy or gumroad.
+// paddle, lemonsqueezy, gumroad, clickbank, jvzoo or warriorplus.
 func New(name string, cfg Config) (Provider, error) {
 	switch strings.ToLower(name) {
 	case "stripe":
@@ -219,6 +224,12 @@ func New(name string, cfg Config) (Provider, error) {
 		return NewLemonSqueezy(cfg)
 	case "gumroad":
 		return NewGumroad(cfg)
+	case "clickbank":
+		return NewClickBank(cfg)
+	case "jvzoo":
+		return NewJVZoo(cfg)
+	case "warriorplus", "warrior_plus", "warrior-plus":
+		return NewWarriorPlus(cfg)
 	}
 	return nil, fmt.Errorf("webhook: unknown provider %q (want one of %s)", name, strings.Join(Names(), ", "))
 }
@@ -226,7 +237,7 @@ func New(name string, cfg Config) (Provider, error) {
 // Names lists the built-in providers New accepts (generic is built with
 // NewGeneric).
 func Names() []string {
-	return []string{"stripe", "shopify", "woocommerce", "paddle", "lemonsqueezy", "gumroad"}
+	return []string{"stripe", "shopify", "woocommerce", "paddle", "lemonsqueezy", "gumroad", "clickbank", "jvzoo", "warriorplus"}
 }
 
 // Media types checked by checkShape.
