@@ -7,12 +7,11 @@
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
-# go.mod replaces flatbuffers with the patched copy in third_party/.
-COPY third_party ./third_party
 RUN go mod download
 COPY . .
 # The tags drop the second copies of Badger and the SQL drivers that Caddy's
-# ACME server would otherwise link, as Caddy's own releases do.
+# ACME server would otherwise link, as Caddy's own releases do (the postgres
+# storage engine imports pgx itself).
 RUN CGO_ENABLED=0 go build -trimpath -tags nobadger,nomysql,nopgx -ldflags="-s -w" -o /out/caddy ./cmd/caddy
 
 FROM caddy:2.11

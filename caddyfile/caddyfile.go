@@ -29,13 +29,20 @@ func init() {
 //
 //	postback {
 //		storage <dir>|:memory:
-//		sync_writes
-//		flush_interval <duration>
+//		storage badger [<dir>|:memory:] {
+//			min_free <size>
+//			sync_writes
+//			mem_table_size <size>
+//		}
+//		storage postgres <dsn> { … }
 //		attribution last_click|first_click
 //		max_click_id_length <n>
 //		max_touchpoints <n>
 //		consent_cookie <name> [<value>]
 //		truncate_ip
+//		session_daily_limit <n>|off
+//		inspection_budget <size>
+//		storage_timeout <duration>
 //		disable_metrics
 //		cookie {
 //			name <name>
@@ -51,7 +58,8 @@ func init() {
 //			pause_base <duration>
 //			log_retention <duration>
 //			dead_retention <duration>
-//			durable true|false
+//			conversion_retention <duration>
+//			lease_margin <duration>
 //		}
 //		network <name> {
 //			preset <preset>
@@ -68,6 +76,7 @@ func init() {
 //			events <event...>
 //			max_age <duration>
 //			concurrency <n>
+//			rebill_period <duration>
 //		}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -76,6 +85,7 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 		return nil, d.Err("postback global option given twice; merge the blocks")
 	}
 	app := new(module.App)
+	var warnings []caddyconfig.Warning
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
@@ -91,11 +101,7 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 		var err error
 		switch name {
 		case "storage":
-			err = oneArg(d, &app.Storage)
-		case "sync_writes":
-			err = flag(d, &app.SyncWrites)
-		case "flush_interval":
-			err = durationArg(d, &app.FlushInterval)
+			app.StorageRaw, err = parseStorage(d, &warnings)
 		case "attribution":
 			err = oneArg(d, &app.Attribution)
 		case "max_click_id_length":
@@ -113,6 +119,17 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 		case "truncate_ip":
 			err = flag(d, &app.TruncateIP)
+		case "session_daily_limit":
+			if d.NextArg() && d.Val() == "off" && !d.NextArg() {
+				app.SessionDailyLimit = -1
+				break
+			}
+			d.Prev()
+			err = intArg(d, &app.SessionDailyLimit)
+		case "inspection_budget":
+			err = sizeArg(d, &app.InspectionBudget)
+		case "storage_timeout":
+			err = durationArg(d, &app.StorageTimeout)
 		case "disable_metrics":
 			err = flag(d, &app.DisableMetrics)
 		case "cookie":
@@ -140,7 +157,7 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			return nil, err
 		}
 	}
-	return httpcaddyfile.App{Name: "postback", Value: caddyconfig.JSON(app, nil)}, nil
+	return httpcaddyfile.App{Name: "postback", Value: caddyconfig.JSON(app, &warnings)}, nil
 }
 
 func parseCookie(d *caddyfile.Dispenser) (*module.Cookie, error) {
@@ -203,15 +220,10 @@ func parseDelivery(d *caddyfile.Dispenser) (*module.Delivery, error) {
 			err = durationArg(d, &dl.LogRetention)
 		case "dead_retention":
 			err = durationArg(d, &dl.DeadRetention)
-		case "durable":
-			var v string
-			if err = oneArg(d, &v); err == nil {
-				b, perr := strconv.ParseBool(v)
-				if perr != nil {
-					return nil, d.Errf("durable: want true or false, got %q", v)
-				}
-				dl.Durable = &b
-			}
+		case "conversion_retention":
+			err = durationArg(d, &dl.ConversionRetention)
+		case "lease_margin":
+			err = durationArg(d, &dl.LeaseMargin)
 		default:
 			return nil, d.Errf("unrecognized delivery option '%s'", name)
 		}
@@ -299,6 +311,8 @@ func parseNetwork(d *caddyfile.Dispenser) (string, *module.Network, error) {
 			err = durationArg(d, &n.MaxAge)
 		case "concurrency":
 			err = intArg(d, &n.Concurrency)
+		case "rebill_period":
+			err = durationArg(d, &n.RebillPeriod)
 		default:
 			if !accountParams[key] {
 				return "", nil, d.Errf("network %s: unrecognized option '%s'", name, key)
@@ -447,14 +461,9 @@ func parseRule(h httpcaddyfile.Helper) (*module.Rule, error) {
 			src, err = parseSource(d)
 			rule.From = append(rule.From, src)
 		case "max_body":
-			var v string
-			if err = oneArg(d, &v); err == nil {
-				size, perr := humanize.ParseBytes(v)
-				if perr != nil || size > 1<<30 {
-					return nil, d.Errf("max_body %q: want a size such as 1MiB (at most 1GiB)", v)
-				}
-				rule.MaxBody = int(size)
-			}
+			var size int64
+			err = sizeArg(d, &size)
+			rule.MaxBody = int(size)
 		case "join_only":
 			err = flag(d, &rule.JoinOnly)
 		default:
@@ -570,14 +579,7 @@ func parseWebhook(d *caddyfile.Dispenser) (*module.Webhook, error) {
 		case "event":
 			err = oneArg(d, &wh.Event)
 		case "max_body":
-			var v string
-			if err = oneArg(d, &v); err == nil {
-				size, perr := humanize.ParseBytes(v)
-				if perr != nil || size > 1<<30 {
-					return nil, d.Errf("max_body %q: want a size such as 1MiB", v)
-				}
-				wh.MaxBody = int64(size)
-			}
+			err = sizeArg(d, &wh.MaxBody)
 		case "insecure":
 			err = flag(d, &wh.Insecure)
 		case "header", "algorithm", "encoding", "prefix", "timestamp_header", "signed_payload",
@@ -682,6 +684,21 @@ func flag(d *caddyfile.Dispenser, dst *bool) error {
 		return d.ArgErr()
 	}
 	*dst = true
+	return nil
+}
+
+// sizeArg reads one size argument such as 1MiB or 512KB, at most 1 TiB.
+func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
+	name := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	size, err := humanize.ParseBytes(v)
+	if err != nil || size > 1<<40 {
+		return d.Errf("%s %q: want a size such as 1MiB or 256MB", name, v)
+	}
+	*dst = int64(size)
 	return nil
 }
 

@@ -1,10 +1,12 @@
 package module
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,27 +15,34 @@ import (
 
 	"github.com/caddy-postback/caddy-postback/internal/capture"
 	"github.com/caddy-postback/caddy-postback/internal/order"
-	"github.com/caddy-postback/caddy-postback/internal/outbox"
-	"github.com/caddy-postback/caddy-postback/internal/postback"
+	"github.com/caddy-postback/caddy-postback/internal/record"
+	"github.com/caddy-postback/caddy-postback/internal/store"
 )
 
 func init() {
 	caddy.RegisterModule(Admin{})
 }
 
-// Admin serves the postback admin routes on Caddy's admin endpoint:
+// Admin serves the postback routes on Caddy's admin endpoint, one pattern
+// per route; a wrong method is answered 405. Answers are JSON that people
+// can read: amounts as decimal strings with their currency, times in RFC
+// 3339, durations as "72h0m0s", [] for empty lists; listings page with a
+// cursor ("next_cursor"). No answer ever holds a secret: stored requests
+// and errors are masked when they are stored.
 //
-//	GET    /postback/conversions?limit=N           recent conversions
-//	GET    /postback/deliveries?state=S&network=N   recent deliveries (the delivery log)
-//	GET    /postback/deliveries/<id>                one delivery with its attempts
-//	GET    /postback/dead                           dead letters
-//	POST   /postback/deliveries/<id>/replay         queue a dead or delivered postback again
-//	GET    /postback/pending                        queued deliveries per network
-//	POST   /postback/test                           send a test conversion, report request and answer
-//	DELETE /postback/sessions/<cookie value>        erase a visitor's session
-//
-// Responses never include secrets: request headers such as Authorization
-// and query values named like tokens are masked.
+//	GET    /postback/conversions?network=&event=&status=&source=&since=&until=&cursor=&limit=
+//	GET    /postback/conversions/{id}                 a conversion with its deliveries
+//	GET    /postback/deliveries?state=&network=&conversion=&cursor=&limit=
+//	GET    /postback/deliveries/{id}                  a delivery with every attempt
+//	POST   /postback/deliveries/{id}/replay           queue a dead or delivered postback again
+//	POST   /postback/networks/{name}/replay           queue every dead letter of a network again
+//	GET    /postback/queue                            the queue per network, paused networks
+//	GET    /postback/clicks?click_id=|session=        look up a click ID, or a session
+//	DELETE /postback/sessions/{cookie value}          erase a visitor's session and its personal data
+//	GET    /postback/webhooks?provider=&result=&cursor=&limit=
+//	GET    /postback/webhooks/{id}                    one webhook, with its payload if it was kept
+//	GET    /postback/health                           whether the storage serves
+//	POST   /postback/test                             send a test conversion, report request and answer
 type Admin struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -43,77 +52,398 @@ func (Admin) CaddyModule() caddy.ModuleInfo {
 
 // Routes returns the admin routes.
 func (Admin) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: "/postback/", Handler: caddy.AdminHandlerFunc(serveAdmin)}}
-}
-
-func serveAdmin(w http.ResponseWriter, r *http.Request) error {
-	a := active.Load()
-	if a == nil {
-		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("the postback app is not running")}
+	route := func(pattern, method string, fn func(*App, http.ResponseWriter, *http.Request) error) caddy.AdminRoute {
+		return caddy.AdminRoute{Pattern: pattern, Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			if r.Method != method {
+				w.Header().Set("Allow", method)
+				return apiErr(http.StatusMethodNotAllowed, fmt.Errorf("%s: method %s not allowed; use %s", r.URL.Path, r.Method, method))
+			}
+			a := currentApp()
+			if a == nil {
+				return apiErr(http.StatusServiceUnavailable, errors.New("the postback app is not running"))
+			}
+			return fn(a, w, r)
+		})}
 	}
-	path := strings.Trim(strings.TrimPrefix(r.URL.Path, "/postback/"), "/")
-	parts := strings.Split(path, "/")
-	ob := a.rt.outbox
-	q := r.URL.Query()
-	limit, _ := strconv.Atoi(q.Get("limit"))
-	switch {
-	case parts[0] == "conversions" && len(parts) == 1 && r.Method == http.MethodGet:
-		cs, err := ob.Conversions(limit)
-		if err != nil {
-			return apiErr(http.StatusInternalServerError, err)
-		}
-		return writeJSON(w, http.StatusOK, cs)
-	case parts[0] == "deliveries" && len(parts) == 1 && r.Method == http.MethodGet:
-		ds, err := ob.Deliveries(outbox.Filter{State: outbox.State(q.Get("state")), Network: q.Get("network"), Limit: limit})
-		if err != nil {
-			return apiErr(http.StatusInternalServerError, err)
-		}
-		return writeJSON(w, http.StatusOK, maskAll(ds))
-	case parts[0] == "dead" && len(parts) == 1 && r.Method == http.MethodGet:
-		ds, err := ob.Deliveries(outbox.Filter{State: outbox.StateDead, Limit: limit})
-		if err != nil {
-			return apiErr(http.StatusInternalServerError, err)
-		}
-		return writeJSON(w, http.StatusOK, maskAll(ds))
-	case parts[0] == "deliveries" && len(parts) == 2 && r.Method == http.MethodGet:
-		d, err := ob.Delivery(parts[1])
-		if errors.Is(err, outbox.ErrNotFound) {
-			return apiErr(http.StatusNotFound, err)
-		} else if err != nil {
-			return apiErr(http.StatusInternalServerError, err)
-		}
-		return writeJSON(w, http.StatusOK, mask(*d))
-	case parts[0] == "deliveries" && len(parts) == 3 && parts[2] == "replay" && r.Method == http.MethodPost:
-		d, err := ob.Replay(parts[1])
-		if errors.Is(err, outbox.ErrNotFound) {
-			return apiErr(http.StatusNotFound, err)
-		} else if err != nil {
-			return apiErr(http.StatusConflict, err)
-		}
-		return writeJSON(w, http.StatusOK, mask(*d))
-	case parts[0] == "pending" && len(parts) == 1 && r.Method == http.MethodGet:
-		p, err := ob.Pending()
-		if err != nil {
-			return apiErr(http.StatusInternalServerError, err)
-		}
-		return writeJSON(w, http.StatusOK, p)
-	case parts[0] == "test" && len(parts) == 1 && r.Method == http.MethodPost:
-		return a.serveTestFire(w, r)
-	case parts[0] == "sessions" && len(parts) == 2 && r.Method == http.MethodDelete:
-		id, ok := a.signer.Verify(parts[1])
-		if !ok {
-			return apiErr(http.StatusBadRequest, errors.New("not a valid session cookie value"))
-		}
-		found, err := a.sessions.Erase(id)
-		if err != nil {
-			return apiErr(http.StatusInternalServerError, err)
-		}
-		return writeJSON(w, http.StatusOK, map[string]bool{"erased": found})
+	return []caddy.AdminRoute{
+		route("/postback/conversions", http.MethodGet, (*App).serveConversions),
+		route("/postback/conversions/{id}", http.MethodGet, (*App).serveConversion),
+		route("/postback/deliveries", http.MethodGet, (*App).serveDeliveries),
+		route("/postback/deliveries/{id}", http.MethodGet, (*App).serveDelivery),
+		route("/postback/deliveries/{id}/replay", http.MethodPost, (*App).serveReplay),
+		route("/postback/networks/{name}/replay", http.MethodPost, (*App).serveReplayDead),
+		route("/postback/queue", http.MethodGet, (*App).serveQueue),
+		route("/postback/clicks", http.MethodGet, (*App).serveClicks),
+		route("/postback/sessions/{ref}", http.MethodDelete, (*App).serveErase),
+		route("/postback/webhooks", http.MethodGet, (*App).serveWebhooks),
+		route("/postback/webhooks/{id}", http.MethodGet, (*App).serveWebhookEntry),
+		route("/postback/health", http.MethodGet, (*App).serveHealth),
+		route("/postback/test", http.MethodPost, (*App).serveTestFire),
 	}
-	return apiErr(http.StatusNotFound, fmt.Errorf("no route %s %s", r.Method, r.URL.Path))
 }
 
 func apiErr(status int, err error) error { return caddy.APIError{HTTPStatus: status, Err: err} }
+
+// storeErr answers a storage error: 404 for a missing record, 503 while
+// the storage is unavailable, 500 otherwise.
+func storeErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return apiErr(http.StatusNotFound, err)
+	case errors.Is(err, store.ErrState):
+		return apiErr(http.StatusConflict, err)
+	case errors.Is(err, store.ErrUnavailable):
+		return apiErr(http.StatusServiceUnavailable, err)
+	}
+	return apiErr(http.StatusInternalServerError, err)
+}
+
+// query reads and validates listing parameters: only the names given are
+// allowed, and a value outside its allowed set is a 400 that lists them.
+type query struct {
+	q   map[string][]string
+	err error
+}
+
+func newQuery(r *http.Request, allowed ...string) *query {
+	q := &query{q: r.URL.Query()}
+	for k := range q.q {
+		if !slices.Contains(allowed, k) {
+			q.err = fmt.Errorf("unknown parameter %q (allowed: %s)", k, strings.Join(allowed, ", "))
+		}
+	}
+	return q
+}
+
+func (q *query) get(name string) string {
+	if vs := q.q[name]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+func (q *query) oneOf(name string, values ...string) string {
+	v := q.get(name)
+	if v != "" && !slices.Contains(values, v) && q.err == nil {
+		q.err = fmt.Errorf("%s=%q: want one of %s", name, v, strings.Join(values, ", "))
+	}
+	return v
+}
+
+func (q *query) time(name string) time.Time {
+	v := q.get(name)
+	if v == "" {
+		return time.Time{}
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return now().Add(-d) // "24h": that long ago
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil && q.err == nil {
+		q.err = fmt.Errorf("%s=%q: want an RFC 3339 time or a duration such as 24h", name, v)
+	}
+	return t
+}
+
+func (q *query) limit() int {
+	v := q.get("limit")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if (err != nil || n <= 0 || n > store.MaxLimit) && q.err == nil {
+		q.err = fmt.Errorf("limit=%q: want 1 to %d", v, store.MaxLimit)
+	}
+	return n
+}
+
+func (q *query) done() error {
+	if q.err != nil {
+		return apiErr(http.StatusBadRequest, q.err)
+	}
+	return nil
+}
+
+var (
+	stateNames = func() []string {
+		var s []string
+		for _, st := range record.States {
+			s = append(s, string(st))
+		}
+		return s
+	}()
+	statusNames = []string{string(order.StatusApproved), string(order.StatusPending), string(order.StatusRejected), string(order.StatusRefunded)}
+	sourceNames = []string{"page", "webhook", "endpoint", "test"}
+	resultNames = []string{record.WebhookRecorded, record.WebhookDuplicate, record.WebhookIgnored, record.WebhookKept, record.WebhookRejected, record.WebhookFailed}
+)
+
+// page is a listing's answer.
+type page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+func (a *App) adminContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 10*time.Second)
+}
+
+func (a *App) serveConversions(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r, "network", "event", "status", "source", "since", "until", "session", "cursor", "limit")
+	cq := store.ConversionQuery{Network: q.get("network"), Event: q.get("event"), Status: order.Status(q.oneOf("status", statusNames...)),
+		Source: q.oneOf("source", sourceNames...), SessionID: q.get("session"), Since: q.time("since"), Until: q.time("until"),
+		Cursor: q.get("cursor"), Limit: q.limit()}
+	if err := q.done(); err != nil {
+		return err
+	}
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	cs, next, err := a.rt.store.Conversions(ctx, cq, now())
+	if err != nil {
+		return storeErr(err)
+	}
+	out := page[conversionView]{Items: []conversionView{}, NextCursor: next}
+	for _, c := range cs {
+		out.Items = append(out.Items, viewConversion(c))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (a *App) serveConversion(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	c, err := a.rt.store.Conversion(ctx, r.PathValue("id"), now())
+	if err != nil {
+		return storeErr(err)
+	}
+	out := struct {
+		conversionView
+		DeliveryRecords []deliveryView `json:"delivery_records"`
+	}{conversionView: viewConversion(*c), DeliveryRecords: []deliveryView{}}
+	for _, id := range c.Deliveries {
+		d, err := a.rt.store.Delivery(ctx, id, now())
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return storeErr(err)
+		}
+		out.DeliveryRecords = append(out.DeliveryRecords, viewDelivery(*d))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (a *App) serveDeliveries(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r, "state", "network", "conversion", "cursor", "limit")
+	dq := store.DeliveryQuery{State: record.State(q.oneOf("state", stateNames...)), Network: q.get("network"),
+		ConversionID: q.get("conversion"), Cursor: q.get("cursor"), Limit: q.limit()}
+	if err := q.done(); err != nil {
+		return err
+	}
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	ds, next, err := a.rt.store.Deliveries(ctx, dq, now())
+	if err != nil {
+		return storeErr(err)
+	}
+	out := page[deliveryView]{Items: []deliveryView{}, NextCursor: next}
+	for _, d := range ds {
+		out.Items = append(out.Items, viewDelivery(d))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (a *App) serveDelivery(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	d, err := a.rt.store.Delivery(ctx, r.PathValue("id"), now())
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusOK, viewDelivery(*d))
+}
+
+func (a *App) serveReplay(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	d, err := a.rt.store.Replay(ctx, r.PathValue("id"), now())
+	if err != nil {
+		return storeErr(err)
+	}
+	a.rt.dispatcher.Wake()
+	return writeJSON(w, http.StatusOK, viewDelivery(*d))
+}
+
+func (a *App) serveReplayDead(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	n, err := a.rt.store.ReplayDead(ctx, r.PathValue("name"), now())
+	if err != nil {
+		return storeErr(err)
+	}
+	a.rt.dispatcher.Wake()
+	return writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
+}
+
+// queueView is the queue of one network as the admin API shows it.
+type queueView struct {
+	store.NetworkQueue
+	OldestAge   string    `json:"oldest_age,omitempty"`
+	PausedUntil time.Time `json:"paused_until,omitzero"`
+	Configured  bool      `json:"configured"`
+}
+
+func (a *App) serveQueue(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	stats, err := a.rt.store.QueueStats(ctx, now())
+	if err != nil {
+		return storeErr(err)
+	}
+	paused := a.rt.dispatcher.Paused()
+	out := []queueView{}
+	seen := map[string]bool{}
+	for _, s := range stats {
+		v := queueView{NetworkQueue: s, PausedUntil: paused[s.Network], Configured: a.Networks[s.Network] != nil}
+		if !s.OldestWaiting.IsZero() {
+			v.OldestAge = now().Sub(s.OldestWaiting).Round(time.Second).String()
+		}
+		seen[s.Network] = true
+		out = append(out, v)
+	}
+	for _, name := range sortedKeys(a.Networks) {
+		if !seen[name] {
+			out = append(out, queueView{NetworkQueue: store.NetworkQueue{Network: name}, PausedUntil: paused[name], Configured: true})
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (a *App) serveClicks(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r, "click_id", "session", "limit")
+	clickID, sess, limit := q.get("click_id"), q.get("session"), q.limit()
+	if err := q.done(); err != nil {
+		return err
+	}
+	if (clickID == "") == (sess == "") {
+		return apiErr(http.StatusBadRequest, errors.New("give click_id or session (a session ID or cookie value)"))
+	}
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	t := now()
+	var matches []store.ClickMatch
+	if clickID != "" {
+		var err error
+		if matches, err = a.rt.store.FindClicks(ctx, clickID, t, limit); err != nil {
+			return storeErr(err)
+		}
+	} else {
+		id := a.sessionID(ctx, sess)
+		s, err := a.rt.store.Session(ctx, id, t)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return storeErr(err)
+		}
+		if s != nil {
+			for _, tp := range s.Touchpoints {
+				matches = append(matches, store.ClickMatch{SessionID: id, Touchpoint: tp})
+			}
+		}
+	}
+	type clickView struct {
+		store.ClickMatch
+		Conversions []string `json:"conversions"`
+	}
+	out := []clickView{}
+	for _, m := range matches {
+		cs, _, err := a.rt.store.Conversions(ctx, store.ConversionQuery{SessionID: m.SessionID, Network: m.Touchpoint.Network, Limit: 20}, t)
+		if err != nil {
+			return storeErr(err)
+		}
+		v := clickView{ClickMatch: m, Conversions: []string{}}
+		for _, c := range cs {
+			for _, cr := range c.Credits {
+				if cr.Touchpoint.ClickID == m.Touchpoint.ClickID && cr.Network == m.Touchpoint.Network {
+					v.Conversions = append(v.Conversions, c.ID)
+				}
+			}
+		}
+		out = append(out, v)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// sessionID reads a session given as a cookie value (verified) or as a
+// bare session ID.
+func (a *App) sessionID(ctx context.Context, ref string) string {
+	if s := a.loadSigner(ctx); s != nil {
+		if id, ok := s.Verify(ref); ok {
+			return id
+		}
+	}
+	return ref
+}
+
+func (a *App) serveErase(w http.ResponseWriter, r *http.Request) error {
+	ref := r.PathValue("ref")
+	signer := a.loadSigner(r.Context())
+	if signer == nil {
+		return apiErr(http.StatusServiceUnavailable, errors.New("the storage is unavailable; retry later"))
+	}
+	id, ok := signer.Verify(ref)
+	if !ok {
+		return apiErr(http.StatusBadRequest, errors.New("not a valid session cookie value"))
+	}
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	keep := time.Duration(a.Delivery.DeadRetention)
+	if keep <= 0 {
+		keep = 90 * 24 * time.Hour
+	}
+	t := now()
+	found, err := a.rt.store.EraseSession(ctx, id, t, t.Add(keep))
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusOK, map[string]bool{"erased": found})
+}
+
+func (a *App) serveWebhooks(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r, "provider", "result", "cursor", "limit")
+	wq := store.WebhookQuery{Provider: q.get("provider"), Result: q.oneOf("result", resultNames...), Cursor: q.get("cursor"), Limit: q.limit()}
+	if err := q.done(); err != nil {
+		return err
+	}
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	es, next, err := a.rt.store.WebhookLog(ctx, wq, now())
+	if err != nil {
+		return storeErr(err)
+	}
+	if es == nil {
+		es = []record.WebhookEntry{}
+	}
+	return writeJSON(w, http.StatusOK, page[record.WebhookEntry]{Items: es, NextCursor: next})
+}
+
+func (a *App) serveWebhookEntry(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	e, err := a.rt.store.Webhook(ctx, r.PathValue("id"), now())
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusOK, e)
+}
+
+func (a *App) serveHealth(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	out := map[string]any{"storage": a.engine.Describe(), "ok": true}
+	if err := a.rt.store.Check(ctx); err != nil {
+		out["ok"], out["error"] = false, err.Error()
+		return writeJSON(w, http.StatusServiceUnavailable, out)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
 
 // TestFire asks for a test conversion.
 type TestFire struct {
@@ -131,30 +461,36 @@ type TestFire struct {
 	Currency string `json:"currency,omitempty"`
 }
 
-// TestFireResult is the exact request sent and the answer.
+// TestFireResult is the exact request sent, secrets masked, and the answer.
 type TestFireResult struct {
-	// Request is the request sent, secrets masked.
-	Request postback.Request `json:"request"`
-	// Attempt is the network's answer: status, latency, body snippet.
-	Attempt outbox.Attempt `json:"attempt"`
+	Request record.Request `json:"request"`
+	Attempt record.Attempt `json:"attempt"`
 }
 
 // serveTestFire renders a test conversion with the network's real template
-// and sends it once, outside the queue, reporting what happened.
+// (in its test mode, where it has one) and sends it once, outside the
+// queue, reporting what happened.
 func (a *App) serveTestFire(w http.ResponseWriter, r *http.Request) error {
 	var tf TestFire
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&tf); err != nil {
 		return apiErr(http.StatusBadRequest, fmt.Errorf("decoding test request: %w", err))
 	}
-	n, ok := a.tracker.Networks[tf.Network]
-	if !ok {
-		return apiErr(http.StatusNotFound, fmt.Errorf("no network %q (configured: %s)", tf.Network, strings.Join(sortedKeys(a.tracker.Networks), ", ")))
+	res, err := a.testFire(r.Context(), tf)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, res)
+}
+
+func (a *App) testFire(ctx context.Context, tf TestFire) (*TestFireResult, error) {
+	if _, ok := a.tracker.Networks[tf.Network]; !ok {
+		return nil, apiErr(http.StatusNotFound, fmt.Errorf("no network %q (configured: %s)", tf.Network, strings.Join(sortedKeys(a.tracker.Networks), ", ")))
 	}
 	if tf.ClickID == "" {
 		tf.ClickID = "test-click"
 	}
 	if err := capture.ValidClickID(tf.ClickID, a.MaxClickIDLength); err != nil {
-		return apiErr(http.StatusBadRequest, err)
+		return nil, apiErr(http.StatusBadRequest, err)
 	}
 	if tf.Order == "" {
 		tf.Order = "TEST-" + strconv.FormatInt(now().Unix(), 10)
@@ -169,31 +505,53 @@ func (a *App) serveTestFire(w http.ResponseWriter, r *http.Request) error {
 	if tf.Amount != "" {
 		amt, err := order.ParseDecimal(tf.Amount)
 		if err != nil {
-			return apiErr(http.StatusBadRequest, err)
+			return nil, apiErr(http.StatusBadRequest, err)
 		}
 		o.Amount, o.HasAmount = amt, true
 	}
 	t := now()
-	pc := postback.Conversion{ID: outbox.NewID(), Network: tf.Network, Order: o, Time: t, Test: true,
-		Touchpoint: capture.Touchpoint{Network: tf.Network, ClickID: tf.ClickID, CapturedAt: t.Add(-time.Minute), ExpiresAt: t.Add(time.Hour)}}
-	req, err := n.Destination.Render(&pc)
+	pb := record.Postback{ConversionID: record.NewID(t), Network: tf.Network, Order: o, Time: t, Test: true,
+		Touchpoint: record.Touchpoint{Network: tf.Network, ClickID: tf.ClickID, CapturedAt: t.Add(-time.Minute), ExpiresAt: t.Add(time.Hour)}}
+	req, at, err := a.rt.dispatcher.Fire(ctx, &pb)
 	if err != nil {
-		return apiErr(http.StatusBadRequest, fmt.Errorf("rendering postback: %w", err))
+		return nil, apiErr(http.StatusBadRequest, err)
 	}
-	at := a.rt.dispatcher.Fire(r.Context(), req, n.Destination)
-	return writeJSON(w, http.StatusOK, TestFireResult{Request: req.Redacted(), Attempt: at})
+	return &TestFireResult{Request: req, Attempt: at}, nil
 }
 
-func mask(d outbox.Delivery) outbox.Delivery {
-	d.Request = d.Request.Redacted()
-	return d
+// deliveryView is a delivery as the admin API shows it.
+type deliveryView struct {
+	record.Delivery
+	MaxAge string `json:"max_age"`
 }
 
-func maskAll(ds []outbox.Delivery) []outbox.Delivery {
-	for i := range ds {
-		ds[i] = mask(ds[i])
+func viewDelivery(d record.Delivery) deliveryView {
+	if d.Attempts == nil {
+		d.Attempts = []record.Attempt{}
 	}
-	return ds
+	return deliveryView{Delivery: d, MaxAge: d.MaxAge.String()}
+}
+
+// conversionView is a conversion as the admin API shows it.
+type conversionView struct {
+	record.Conversion
+	Amount string `json:"amount,omitempty"`
+}
+
+func viewConversion(c record.Conversion) conversionView {
+	for _, p := range []*[]string{&c.Deliveries, &c.Skipped} {
+		if *p == nil {
+			*p = []string{}
+		}
+	}
+	if c.Credits == nil {
+		c.Credits = []record.Credit{}
+	}
+	v := conversionView{Conversion: c}
+	if c.Order.HasAmount {
+		v.Amount = strings.TrimSpace(c.Order.Amount.ForCurrency(c.Order.Currency) + " " + c.Order.Currency)
+	}
+	return v
 }
 
 // Interface guards

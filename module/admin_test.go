@@ -76,15 +76,42 @@ func TestAdminRoutes(t *testing.T) {
 	net.waitFor(t, 1, 5*time.Second)
 
 	// The 400 made a dead letter at once.
-	status, b := adminDo(t, "GET", "/postback/dead", nil)
-	var dead []map[string]any
-	if status != 200 || json.Unmarshal(b, &dead) != nil || len(dead) != 1 {
+	status, b := adminDo(t, "GET", "/postback/deliveries?state=dead", nil)
+	var dead struct {
+		Items []map[string]any `json:"items"`
+	}
+	if status != 200 || json.Unmarshal(b, &dead) != nil || len(dead.Items) != 1 {
 		t.Fatalf("dead letters: %d %s", status, b)
 	}
 	if strings.Contains(string(b), "s3cr3t") {
 		t.Fatalf("admin answer leaks a secret: %s", b)
 	}
-	id := dead[0]["id"].(string)
+	if dead.Items[0]["max_age"] != "72h0m0s" {
+		t.Errorf("max_age shown as %v, want a duration string", dead.Items[0]["max_age"])
+	}
+	id := dead.Items[0]["id"].(string)
+
+	// Filters are checked; a wrong method is a 405, as Caddy's own routes.
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/postback/deliveries?state=bogus", 400},
+		{"GET", "/postback/deliveries?colour=red", 400},
+		{"GET", "/postback/conversions?since=yesterday", 400},
+		{"GET", "/postback/conversions?limit=100000", 400},
+		{"DELETE", "/postback/deliveries", 405},
+		{"GET", "/postback/deliveries/" + id + "/replay", 405},
+		{"POST", "/postback/queue", 405},
+		{"GET", "/postback/conversions?status=refunded&since=24h", 200},
+	} {
+		if status, b := adminDo(t, tc.method, tc.path, nil); status != tc.want {
+			t.Errorf("%s %s: %d %s, want %d", tc.method, tc.path, status, b, tc.want)
+		}
+	}
+	if _, b := adminDo(t, "GET", "/postback/webhooks", nil); !strings.Contains(string(b), `"items":[]`) {
+		t.Errorf("an empty listing is not []: %s", b)
+	}
 
 	reject = false
 	if status, b := adminDo(t, "POST", "/postback/deliveries/"+id+"/replay", nil); status != 200 {
@@ -98,8 +125,12 @@ func TestAdminRoutes(t *testing.T) {
 		t.Fatalf("delivery log: %d %s", status, b)
 	}
 	status, b = adminDo(t, "GET", "/postback/conversions", nil)
-	if status != 200 || !strings.Contains(string(b), `"reason":"last_click`) {
+	if status != 200 || !strings.Contains(string(b), `"reason":"last_click`) || !strings.Contains(string(b), `"amount":"10.00"`) {
 		t.Fatalf("conversions: %d %s", status, b)
+	}
+	status, b = adminDo(t, "GET", "/postback/clicks?click_id=adm1", nil)
+	if status != 200 || !strings.Contains(string(b), `"network":"admnet"`) || strings.Contains(string(b), `"conversions":[]`) {
+		t.Fatalf("click lookup: %d %s", status, b)
 	}
 	if status, _ := adminDo(t, "POST", "/postback/deliveries/nope/replay", nil); status != 404 {
 		t.Errorf("replay of unknown delivery: %d", status)
@@ -159,8 +190,13 @@ func TestAdminRoutes(t *testing.T) {
 		t.Fatalf("erase: %d %s", status, b)
 	}
 	get(t, v, "/thank-you?order=A2&total=10")
-	if got := net.waitFor(t, 4, 300*time.Millisecond); len(got) != 3 {
-		t.Fatalf("an erased session still converts: %q", got)
+	_, b = adminDo(t, "GET", "/postback/conversions", nil)
+	if strings.Contains(string(b), `"A2"`) || strings.Contains(string(b), "adm1") {
+		t.Fatalf("an erased session still converts, or its click ID is still shown: %s", b)
+	}
+	waitQueueEmpty(t, 5*time.Second)
+	if got := net.requests(); len(got) != 3 {
+		t.Fatalf("postbacks after erasure: %q", got)
 	}
 	if status, _ := adminDo(t, "DELETE", "/postback/sessions/forged", nil); status != 400 {
 		t.Errorf("erase with a forged value: %d", status)

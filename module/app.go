@@ -96,12 +96,20 @@ type App struct {
 	clickCounters []prometheus.Counter
 	// signer signs session cookies; it is loaded from the storage on
 	// first use when no secret is configured (see loadSigner).
-	signer      atomic.Pointer[capture.Signer]
-	signerMu    sync.Mutex
-	signerTried time.Time
+	signer *signerState
 	// sites are the site handlers of this config, for the startup summary.
-	sitesMu sync.Mutex
-	sites   []string
+	sites *siteList
+}
+
+type signerState struct {
+	atomic.Pointer[capture.Signer]
+	mu    sync.Mutex
+	tried time.Time
+}
+
+type siteList struct {
+	sync.Mutex
+	list []string
 }
 
 // Cookie configures the session cookie.
@@ -164,6 +172,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // Provision builds the networks and joins (or opens) the storage.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.signer, a.sites = new(signerState), new(siteList)
 	if a.Cookie == nil {
 		a.Cookie = new(Cookie)
 	}
@@ -327,15 +336,15 @@ func (a *App) loadSigner(ctx context.Context) *capture.Signer {
 	if s := a.signer.Load(); s != nil {
 		return s
 	}
-	a.signerMu.Lock()
-	defer a.signerMu.Unlock()
+	a.signer.mu.Lock()
+	defer a.signer.mu.Unlock()
 	if s := a.signer.Load(); s != nil {
 		return s
 	}
-	if time.Since(a.signerTried) < time.Second {
+	if time.Since(a.signer.tried) < time.Second {
 		return nil
 	}
-	a.signerTried = time.Now()
+	a.signer.tried = time.Now()
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.StorageTimeout))
 	defer cancel()
 	key, err := a.rt.store.MetaGetOrCreate(ctx, metaCookieKey, capture.NewKey)
@@ -381,9 +390,9 @@ func (a *App) Cleanup() error {
 // addSite records a site handler's rules and webhook paths for the startup
 // summary.
 func (a *App) addSite(desc string) {
-	a.sitesMu.Lock()
-	a.sites = append(a.sites, desc)
-	a.sitesMu.Unlock()
+	a.sites.Lock()
+	a.sites.list = append(a.sites.list, desc)
+	a.sites.Unlock()
 }
 
 // logSummary writes the startup summary: storage, networks with their
@@ -397,9 +406,9 @@ func (a *App) logSummary() {
 		}
 		nets = append(nets, name+" ("+p+", "+a.Networks[name].Role+")")
 	}
-	a.sitesMu.Lock()
-	sites := append([]string(nil), a.sites...)
-	a.sitesMu.Unlock()
+	a.sites.Lock()
+	sites := append([]string(nil), a.sites.list...)
+	a.sites.Unlock()
 	sort.Strings(sites)
 	a.logger.Info("postback tracking started",
 		zap.String("storage", a.engine.Describe()),

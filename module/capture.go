@@ -12,71 +12,55 @@ import (
 )
 
 // capture records the click IDs of a landing request in the visitor's
-// session, creating the session (and setting its cookie) when the visitor
-// has none. It returns the session ID and its signed reference (the cookie
-// value), or the ones it was given when nothing was captured. Bad click IDs
-// are ignored and counted; the request goes on.
-func (h *Handler) capture(w http.ResponseWriter, r *http.Request, sessionID, ref string) (string, string) {
+// session, creating the session when the visitor has none (or one that
+// expired or was erased). It returns the session ID and its signed
+// reference, and whether the response must set the cookie; or the ones it
+// was given when nothing was captured. Bad click IDs are ignored and
+// counted; a storage failure skips the capture (no cookie is promised for
+// a click that was not stored); the request goes on either way.
+func (h *Handler) capture(r *http.Request, signer *capture.Signer, sessionID, ref string) (string, string, bool) {
 	a := h.app
 	if a.ConsentCookie != "" && capture.CookieValue(r.Header, a.ConsentCookie) != a.ConsentValue {
-		return sessionID, ref
+		a.metrics.skipped.WithLabelValues("no_consent").Inc()
+		return sessionID, ref, false
 	}
 	found := a.recognizer.Read(r.URL.RawQuery)
 	for _, err := range found.Errs {
-		if a.metrics != nil {
-			a.metrics.badClicks.Inc()
-		}
+		a.metrics.badClicks.Inc()
 		if c := h.logger.Check(zap.DebugLevel, "ignoring a malformed click ID"); c != nil {
 			c.Write(zap.Error(err))
 		}
 	}
-	hits := found.Hits
-	if len(hits) == 0 {
-		return sessionID, ref
+	if len(found.Hits) == 0 {
+		return sessionID, ref, false
 	}
 	t := now()
 	ip := clientIP(r)
 	if a.TruncateIP {
 		ip = capture.TruncateIP(ip)
 	}
-	nets := a.recognizer.Networks()
-	landing, referrer, ua := landingURL(r), r.Referer(), r.UserAgent()
-	tps := make([]capture.Touchpoint, 0, len(hits))
-	for _, hit := range hits {
-		n := nets[hit.Network]
-		tps = append(tps, capture.Touchpoint{
-			Network: n.Name, Param: hit.Param, ClickID: hit.ClickID,
-			CapturedAt: t, ExpiresAt: t.Add(n.Window),
-			LandingURL: landing, Referrer: referrer, ClientIP: ip, UserAgent: ua, Subs: found.Subs,
-		})
-	}
-	fresh := sessionID == ""
-	var err error
-	if fresh {
-		var id string
-		if id, err = a.sessions.Create(tps, gaClientID(r)); err == nil {
-			sessionID, ref = id, a.signer.Sign(id)
-		}
-	} else {
-		err = a.sessions.Add(sessionID, tps, gaClientID(r))
-	}
+	tps := a.recognizer.NewTouchpoints(found, capture.Landed{At: t, LandingURL: landingURL(r), Referrer: r.Referer(), ClientIP: ip, UserAgent: r.UserAgent()})
+	ctx, cancel := h.storageContext(r)
+	defer cancel()
+	id, fresh, err := a.sessions.Capture(ctx, sessionID, tps, gaClientID(r), t)
 	if err != nil {
 		// The visitor still gets the page; only this click is lost.
-		h.logger.Error("storing captured click", zap.Error(err))
-		return sessionID, ref
+		a.metrics.skipped.WithLabelValues("storage").Inc()
+		h.logger.Warn("click not captured: the storage failed", zap.Error(err))
+		return sessionID, ref, false
 	}
-	// A new session gets its cookie; an old one is set again so that its
-	// lifetime runs from this click.
-	h.setCookie(w, r, ref)
-	if a.clickCounters != nil {
-		for _, hit := range hits {
-			a.clickCounters[hit.Network].Inc()
-		}
+	if fresh || id != sessionID {
+		ref = signer.Sign(id)
+	}
+	for _, hit := range found.Hits {
+		a.clickCounters[hit.Network].Inc()
 	}
 	if c := h.logger.Check(zap.DebugLevel, "click captured"); c != nil {
 		c.Write(zap.Int("clicks", len(tps)), zap.Bool("new_session", fresh))
 	}
-	return sessionID, ref
+	// A new session gets its cookie; an old one is set again so that its
+	// lifetime runs from this click.
+	return id, ref, true
 }
 
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, value string) {
@@ -126,6 +110,3 @@ func gaClientID(r *http.Request) string {
 	last := strings.LastIndexByte(v, '.')
 	return v[strings.LastIndexByte(v[:last], '.')+1:]
 }
-
-// now is the clock; tests replace it.
-var now = time.Now

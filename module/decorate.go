@@ -57,11 +57,12 @@ func (h *Handler) provisionDecorations() error {
 
 // decorateWriter wraps w to decorate checkout links for a visitor whose
 // session reference is ref. Without decorations it returns w itself.
-func (h *Handler) decorateWriter(w http.ResponseWriter, ref string) http.ResponseWriter {
+func (h *Handler) decorateWriter(w http.ResponseWriter, r *http.Request, sessionID, ref string) http.ResponseWriter {
 	if len(h.Decorate) == 0 || ref == "" {
 		return w
 	}
-	return &decorator{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, decos: h.Decorate, ref: ref}
+	return &decorator{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, decos: h.Decorate, ref: ref,
+		live: func() bool { return h.sessionLive(r, sessionID) }}
 }
 
 // maxHeldURL bounds how much of an unfinished link is held back between
@@ -73,8 +74,11 @@ const maxHeldURL = 4096
 // the next write, so the first bytes reach the client at once.
 type decorator struct {
 	*caddyhttp.ResponseWriterWrapper
-	decos   []*Decoration
-	ref     string
+	decos []*Decoration
+	ref   string
+	// live reports whether the session still exists (an erased or expired
+	// session's cookie decorates nothing); asked only for HTML responses.
+	live    func() bool
 	decided bool
 	active  bool
 	held    []byte
@@ -98,9 +102,10 @@ func (d *decorator) WriteHeader(status int) {
 	if !d.decided && status >= 200 {
 		d.decided = true
 		enc := d.Header().Get("Content-Encoding")
-		d.active = isHTML(d.Header().Get("Content-Type")) && (enc == "" || enc == "identity") && status != http.StatusNoContent
+		d.active = isHTML(d.Header().Get("Content-Type")) && (enc == "" || enc == "identity") && status != http.StatusNoContent && d.live()
 		if d.active {
 			d.Header().Del("Content-Length") // the body grows
+			markPrivate(d.Header())
 		}
 	}
 	d.ResponseWriterWrapper.WriteHeader(status)

@@ -19,6 +19,7 @@ func demoConfig(storage, netURL, upstream string) string {
 			click_param clickid
 			url "%s/postback?clickid={click_id}&payout={amount}&txid={order_id}&s1={sub1}"
 		}
+		session_daily_limit 20
 		delivery {
 			retry_base 50ms
 			retry_max 200ms
@@ -149,7 +150,6 @@ func TestReloadKeepsQueueAndSendsOnce(t *testing.T) {
 	net := newNetwork(t)
 	var failing atomic.Bool
 	failing.Store(true)
-	ok := map[string]int{}
 	net.status = func(int) int {
 		if failing.Load() {
 			return 503
@@ -174,21 +174,10 @@ func TestReloadKeepsQueueAndSendsOnce(t *testing.T) {
 	}
 	failing.Store(false)
 	start := len(net.requests())
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		for k := range ok {
-			delete(ok, k)
-		}
-		for _, r := range net.requests()[start:] {
-			ok[r]++
-		}
-		if len(ok) >= 8 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond) // any duplicate would arrive now
-	ok = map[string]int{}
+	// Every delivery settled: nothing waits or runs, so nothing more can
+	// arrive than what the network has counted.
+	waitQueueEmpty(t, 10*time.Second)
+	ok := map[string]int{}
 	for _, r := range net.requests()[start:] {
 		ok[r]++
 	}

@@ -1,14 +1,19 @@
 package module
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/caddy-postback/caddy-postback/internal/capture"
+	"github.com/caddy-postback/caddy-postback/internal/store"
 )
 
 func init() {
@@ -18,15 +23,18 @@ func init() {
 // Handler is the postback site handler. On every request it covers it
 // captures click IDs into the visitor's session; for visitors with a
 // session it applies the conversion rules to confirmation pages as they
-// stream through; and it serves the configured webhook endpoints.
+// stream through and decorates checkout links; and it serves the configured
+// webhook endpoints.
 //
 // A request with no click ID, no session cookie and no webhook path costs a
-// query-string scan and a cookie-header scan: no allocation, no store access.
+// query-string scan and a cookie-header scan: no allocation, no storage
+// access. Whatever the storage does, the page is served.
 type Handler struct {
 	// Conversions are the rules that recognise confirmation pages and read
 	// the order from them.
 	Conversions []*Rule `json:"conversions,omitempty"`
-	// Webhooks are the endpoints that receive e-commerce platforms' webhooks.
+	// Webhooks are the endpoints that receive e-commerce platforms'
+	// webhooks and marketplaces' payment notifications.
 	Webhooks []*Webhook `json:"webhooks,omitempty"`
 	// Decorate adds the visitor's session reference to links to hosted
 	// checkouts in HTML responses, so the platform's webhook carries it back.
@@ -37,7 +45,7 @@ type Handler struct {
 	webhooks map[string]*Webhook
 	// tokenPaths are the path prefixes of webhooks whose secret is in the path.
 	tokenPaths []tokenPath
-	bodies     bool // some rule reads the response body
+	rejections *rejectionLog
 }
 
 // CaddyModule returns the Caddy module information.
@@ -48,70 +56,95 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the rules and endpoints and joins the postback app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.rejections = new(rejectionLog)
 	appIface, err := ctx.App("postback")
 	if err != nil {
 		return fmt.Errorf("loading postback app: %w", err)
 	}
 	h.app = appIface.(*App)
+	var desc []string
 	for i, rule := range h.Conversions {
 		if err := rule.provision(ctx); err != nil {
 			return fmt.Errorf("conversion %d: %w", i, err)
 		}
-		if len(rule.sources) > 0 {
-			h.bodies = true
-		}
+		desc = append(desc, "conversion "+strings.Join(rule.Events, "+"))
 	}
 	if err := h.provisionWebhooks(ctx); err != nil {
 		return err
 	}
-	return h.provisionDecorations()
+	for _, wh := range h.Webhooks {
+		desc = append(desc, "webhook "+wh.Path+" ("+wh.Provider+")")
+	}
+	if err := h.provisionDecorations(); err != nil {
+		return err
+	}
+	for _, d := range h.Decorate {
+		desc = append(desc, "decorate "+d.Host)
+	}
+	if len(desc) > 0 {
+		h.app.addSite(strings.Join(desc, ", "))
+	}
+	return nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.webhooks != nil {
+	if h.webhooks != nil || h.tokenPaths != nil {
 		if wh, ok := h.webhookFor(r.URL.Path); ok {
 			return h.serveWebhook(w, r, wh)
 		}
 	}
 	a := h.app
 	click := a.recognizer.Has(r.URL.RawQuery)
-	var cookie string
-	if len(r.Header["Cookie"]) > 0 {
-		cookie = capture.CookieValue(r.Header, a.Cookie.Name)
-	}
-	if !click && cookie == "" {
+	cookie := len(r.Header["Cookie"]) > 0 && capture.CookieValue(r.Header, a.Cookie.Name) != ""
+	if !click && !cookie {
 		return next.ServeHTTP(w, r)
 	}
 	return h.serveTracked(w, r, next, click, cookie)
 }
 
 // serveTracked handles a request that carries a click ID or a session cookie.
-func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, click bool, cookie string) error {
+func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, click, cookie bool) error {
 	a := h.app
+	signer := a.loadSigner(r.Context())
+	if signer == nil {
+		// The storage holds the signing key and cannot be read: no session
+		// can be trusted or made, and the page is served as it is.
+		if click {
+			a.metrics.skipped.WithLabelValues("storage").Inc()
+		}
+		return next.ServeHTTP(w, r)
+	}
 	sessionID, ref := "", ""
-	if cookie != "" {
-		if id, ok := a.signer.Verify(cookie); ok {
-			sessionID, ref = id, cookie
+	if cookie {
+		if id, v, ok := signer.VerifiedSession(r.Header, a.Cookie.Name); ok {
+			sessionID, ref = id, v
 		} else if c := h.logger.Check(zap.DebugLevel, "ignoring a session cookie with a bad signature"); c != nil {
 			c.Write(zap.String("remote_ip", clientIP(r)))
 		}
 	}
 	if click {
-		sessionID, ref = h.capture(w, r, sessionID, ref)
+		var fresh bool
+		sessionID, ref, fresh = h.capture(r, signer, sessionID, ref)
+		if fresh {
+			// The response carries this visitor's cookie: no shared cache
+			// may keep it.
+			h.setCookie(w, r, ref)
+			w = newPrivateWriter(w)
+		}
 	}
 	if sessionID == "" {
 		return next.ServeHTTP(w, r)
 	}
 	rules := h.matchingRules(r)
-	if dw := h.decorateWriter(w, ref); dw != w {
+	if dw := h.decorateWriter(w, r, sessionID, ref); dw != w {
 		defer dw.(*decorator).finish()
 		w = dw
 	}
 	if len(rules) == 0 {
 		return next.ServeHTTP(w, r)
 	}
-	tw := newTeeWriter(w, rules, h.maxBody(rules))
+	tw := newTeeWriter(w, rules, h.maxBody(rules), &inspection)
 	defer tw.release()
 	if err := next.ServeHTTP(tw, r); err != nil {
 		return err // an upstream error page is no confirmation page
@@ -119,11 +152,16 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	if tw.status != 0 {
 		// Send what net/http still buffers (up to 4 KiB) before reading the
 		// order: the page is complete, and the visitor should not wait for
-		// the extraction and the store commit, which syncs to disk.
+		// the extraction and the storage commit.
 		_ = http.NewResponseController(w).Flush()
 	}
 	h.convert(r, tw, rules, sessionID)
 	return nil
+}
+
+// storageContext bounds a storage call a visitor's request waits on.
+func (h *Handler) storageContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), time.Duration(h.app.StorageTimeout))
 }
 
 // clientIP is the client address as Caddy determined it (trusted proxies
@@ -140,3 +178,14 @@ var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// sessionLive reports whether a session that verified still exists: an
+// erased or expired session's cookie earns nothing. While the storage
+// cannot answer, it is taken as live (its reference only helps a later
+// webhook find the visitor, and a session that is gone then finds nothing).
+func (h *Handler) sessionLive(r *http.Request, id string) bool {
+	ctx, cancel := h.storageContext(r)
+	defer cancel()
+	_, err := h.app.rt.store.Session(ctx, id, now())
+	return !errors.Is(err, store.ErrNotFound)
+}

@@ -26,7 +26,9 @@ import (
 	"github.com/caddy-postback/caddy-postback/internal/capture"
 	"github.com/caddy-postback/caddy-postback/internal/conversion"
 	"github.com/caddy-postback/caddy-postback/internal/outbox"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 	"github.com/caddy-postback/caddy-postback/internal/store"
+	badgerstore "github.com/caddy-postback/caddy-postback/internal/store/badger"
 )
 
 // These benchmarks drive Handler.ServeHTTP directly, without a Caddy server
@@ -97,20 +99,21 @@ type benchEnv struct {
 }
 
 // newBenchEnv assembles an App and a Handler the way Provision would, with
-// one network ("demo", click parameter clickid) and the given rules.
+// one network ("demo", click parameter clickid) and the given rules, on an
+// in-memory store.
 func newBenchEnv(tb testing.TB, rules ...*Rule) *benchEnv {
 	tb.Helper()
-	return newBenchEnvOn(tb, store.Options{InMemory: true}, rules...)
+	return newBenchEnvOn(tb, badgerstore.Options{InMemory: true}, rules...)
 }
 
 // newBenchEnvOn is newBenchEnv on a store opened with so.
-func newBenchEnvOn(tb testing.TB, so store.Options, rules ...*Rule) *benchEnv {
+func newBenchEnvOn(tb testing.TB, so badgerstore.Options, rules ...*Rule) *benchEnv {
 	tb.Helper()
 	nop := zap.NewNop()
 	n := &Network{ClickParams: []string{"clickid"},
 		// Never contacted: the dispatcher is not started.
 		URL: "http://127.0.0.1:1/postback?clickid={click_id}&payout={amount}&txid={order_id}"}
-	cn, dest, err := n.provision("demo", envReplacer())
+	cn, dest, _, err := n.provision("demo", &envExpander{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -119,32 +122,30 @@ func newBenchEnvOn(tb testing.TB, so store.Options, rules ...*Rule) *benchEnv {
 		tb.Fatal(err)
 	}
 	so.Logger = nop
-	st, err := store.Open(so)
+	if so.MinFree == 0 {
+		so.MinFree = 1 << 20
+	}
+	st, err := badgerstore.Open(so)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = st.Close() })
-	sst, err := store.Open(sessionsOptions(so))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = sst.Close() })
-	ob := outbox.New(st)
-	ob.Configure(outbox.Settings{Durable: true}) // the default; a no-op on an in-memory store
+	hs := store.NewHealth(st, nil)
+	tb.Cleanup(func() { _ = hs.Close() })
 	signer, err := capture.NewSigner(capture.NewKey())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sessions := &capture.Sessions{Store: sst, Earlier: st, MaxTouchpoints: capture.DefaultMaxTouchpoints, TTL: DefaultWindow}
+	sessions := &capture.Sessions{Store: hs, MaxTouchpoints: capture.DefaultMaxTouchpoints}
 	app := &App{
 		Cookie:           &Cookie{Name: DefaultCookieName},
 		MaxClickIDLength: capture.DefaultMaxClickIDLength,
 		MaxTouchpoints:   capture.DefaultMaxTouchpoints,
+		StorageTimeout:   caddy.Duration(DefaultStorageTimeout),
 		logger:           nop,
 		recognizer:       rec,
-		signer:           signer,
 		sessions:         sessions,
-		tracker: &conversion.Tracker{Outbox: ob, Sessions: sessions, Policy: attribution.LastClick,
+		rt:               &runtime{store: hs, dispatcher: outbox.New(hs, outbox.Options{})},
+		tracker: &conversion.Tracker{Store: hs, Policy: attribution.LastClick, SessionDailyLimit: -1,
 			Networks: map[string]conversion.Network{"demo": {
 				Attribution: attribution.Network{Role: cn.Role, Window: cn.Window}, Destination: dest,
 			}}},
@@ -152,26 +153,25 @@ func newBenchEnvOn(tb testing.TB, so store.Options, rules ...*Rule) *benchEnv {
 		// Counting clicks and conversions is part of the real cost.
 		metrics: registerMetrics(prometheus.NewRegistry()),
 	}
-
+	app.signer = new(signerState)
+	app.signer.Store(signer)
+	app.clickCounters = []prometheus.Counter{app.metrics.clicks.WithLabelValues("demo")}
 	if err := app.provisionCookie(); err != nil {
 		tb.Fatal(err)
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	tb.Cleanup(cancel)
-	h := &Handler{Conversions: rules, app: app, logger: nop}
+	h := &Handler{Conversions: rules, app: app, logger: nop, rejections: new(rejectionLog)}
 	for _, rule := range rules {
 		if err := rule.provision(ctx); err != nil {
 			tb.Fatal(err)
-		}
-		if len(rule.sources) > 0 {
-			h.bodies = true
 		}
 	}
 
 	// A visitor who landed earlier with a click.
 	t := time.Now()
-	tp := capture.Touchpoint{Network: "demo", Param: "clickid", ClickID: "bench-visitor", CapturedAt: t, ExpiresAt: t.Add(DefaultWindow)}
-	id, err := sessions.Create([]capture.Touchpoint{tp}, "")
+	tp := record.Touchpoint{Network: "demo", Param: "clickid", ClickID: "bench-visitor", CapturedAt: t, ExpiresAt: t.Add(DefaultWindow)}
+	id, _, err := sessions.Capture(context.Background(), "", []record.Touchpoint{tp}, "", t)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -263,10 +263,9 @@ func BenchmarkNewClick(b *testing.B) {
 }
 
 // BenchmarkNewClickParallel is BenchmarkNewClick with many visitors at
-// once on a store on disk, as a landing page under load sees them: their new
-// sessions share commits (store.Group).
+// once on a store on disk, as a landing page under load sees them.
 func BenchmarkNewClickParallel(b *testing.B) {
-	env := newBenchEnvOn(b, store.Options{Dir: b.TempDir()}, thankYouRule())
+	env := newBenchEnvOn(b, badgerstore.Options{Dir: b.TempDir()}, thankYouRule())
 	var seq atomic.Int64
 	b.SetParallelism(8)
 	b.ReportAllocs()
@@ -327,11 +326,11 @@ func BenchmarkConfirmationPage(b *testing.B) {
 	if w.n != len(benchBody) {
 		b.Fatalf("wrote %d bytes, want %d", w.n, len(benchBody))
 	}
-	var queued int
-	_ = env.app.tracker.Outbox.Store().View(func(txn store.Txn) error {
-		return txn.Scan([]byte(store.PrefixDelivery), nil, func(_, _ []byte) error { queued++; return nil })
-	})
-	if queued == 0 {
+	qs, err := env.app.rt.store.QueueStats(context.Background(), time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(qs) == 0 || qs[0].Queued == 0 {
 		b.Fatal("no postback was queued: the conversion was not credited")
 	}
 }

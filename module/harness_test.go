@@ -1,6 +1,7 @@
 package module_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -105,8 +106,46 @@ func (n *network) waitFor(t *testing.T, want int, within time.Duration) []string
 	for len(n.requests()) < want && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Every attempt sent has its outcome recorded: nothing is in flight.
+	waitQueue(t, time.Until(deadline)+time.Second, func(q queueEntry) bool { return q.Running == 0 })
 	return n.requests()
+}
+
+// queueEntry is one network's queue as GET /postback/queue shows it.
+type queueEntry struct {
+	Network  string `json:"network"`
+	Queued   int    `json:"queued"`
+	Retrying int    `json:"retrying"`
+	Running  int    `json:"running"`
+	Dead     int    `json:"dead"`
+}
+
+// waitQueue waits until every network's queue satisfies ok.
+func waitQueue(t *testing.T, within time.Duration, ok func(queueEntry) bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		status, b := adminDo(t, "GET", "/postback/queue", nil)
+		var qs []queueEntry
+		good := status == 200 && json.Unmarshal(b, &qs) == nil
+		for _, q := range qs {
+			good = good && ok(q)
+		}
+		if good {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue not settled within %s: %d %s", within, status, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitQueueEmpty waits until nothing waits or runs: every postback has its
+// final outcome, so no more requests can reach a network.
+func waitQueueEmpty(t *testing.T, within time.Duration) {
+	t.Helper()
+	waitQueue(t, within, func(q queueEntry) bool { return q.Queued+q.Retrying+q.Running == 0 })
 }
 
 // visitor is a browser: a client with a cookie jar that does not follow

@@ -130,8 +130,8 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	now := a.now()
-	stats, err := a.rt.store.QueueStats(ctx, now)
+	t := now()
+	stats, err := a.rt.store.QueueStats(ctx, t)
 	if err != nil {
 		return
 	}
@@ -141,7 +141,7 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		age := 0.0
 		if !s.OldestWaiting.IsZero() {
-			age = now.Sub(s.OldestWaiting).Seconds()
+			age = t.Sub(s.OldestWaiting).Seconds()
 		}
 		ch <- prometheus.MustNewConstMetric(q.oldest, prometheus.GaugeValue, age, s.Network)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -102,6 +103,7 @@ func activate(a *App) {
 	liveApps.apps = append(slices.DeleteFunc(liveApps.apps, func(o *App) bool { return o == a }), a)
 	a.rt.dispatcher.Configure(a.dispatcherConfig)
 	a.rt.dispatcher.Start()
+	inspection.SetLimit(a.InspectionBudget)
 }
 
 // deactivate removes a; if it was the newest app of its runtime, the
@@ -113,8 +115,11 @@ func deactivate(a *App) {
 	for i := len(liveApps.apps) - 1; i >= 0; i-- {
 		if o := liveApps.apps[i]; o.rt == a.rt {
 			o.rt.dispatcher.Configure(o.dispatcherConfig)
-			return
+			break
 		}
+	}
+	if n := len(liveApps.apps); n > 0 {
+		inspection.SetLimit(liveApps.apps[n-1].InspectionBudget)
 	}
 }
 
@@ -129,7 +134,7 @@ func currentApp() *App {
 }
 
 // observeAttempt counts a delivery attempt.
-func observeAttempt(network string, state record.State, status int, latency fmtDuration) {
+func observeAttempt(network string, state record.State, status int, latency time.Duration) {
 	m := sharedMetrics()
 	m.deliveries.WithLabelValues(network, string(state)).Inc()
 	m.attempts.WithLabelValues(network, string(state), statusClass(status)).Inc()

@@ -46,7 +46,7 @@ func loadRecipe(t *testing.T, name string, env map[string]string) {
 	cfg["admin"] = map[string]any{"listen": adminAddr, "config": map[string]any{"persist": false}}
 	apps := cfg["apps"].(map[string]any)
 	pb := apps["postback"].(map[string]any)
-	pb["storage"] = t.TempDir()
+	pb["storage"] = map[string]any{"engine": "badger", "dir": t.TempDir()}
 	out, _ := json.Marshal(cfg)
 	if err := caddy.Load(out, true); err != nil {
 		t.Fatalf("loading %s: %v", name, err)

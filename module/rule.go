@@ -1,18 +1,21 @@
 package module
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/caddy-postback/caddy-postback/internal/capture"
 	"github.com/caddy-postback/caddy-postback/internal/detect"
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
+	"github.com/caddy-postback/caddy-postback/internal/store"
 )
 
 // Rule recognises a confirmation page and says where the order's fields
@@ -200,8 +203,7 @@ func (h *Handler) maxBody(rules []*Rule) int {
 func (h *Handler) convert(r *http.Request, tw *teeWriter, rules []*Rule, sessionID string) {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	var page *detect.Page
-	var sess *capture.Session
-	var gaID string
+	var sess *record.Session
 	loaded := false
 	for _, rule := range rules {
 		if !tw.matched(rule) {
@@ -209,6 +211,12 @@ func (h *Handler) convert(r *http.Request, tw *teeWriter, rules []*Rule, session
 		}
 		var f detect.Fields
 		if len(rule.sources) > 0 {
+			if tw.uninspected() {
+				h.app.metrics.uninspected.Inc()
+				h.logger.Warn("confirmation page passed on uninspected: the inspection budget is spent by other responses in flight; raise inspection_budget if this repeats",
+					zap.Strings("events", rule.Events), zap.String("path", r.URL.Path))
+				continue
+			}
 			if page == nil {
 				page = tw.page(h.logger)
 			}
@@ -240,66 +248,58 @@ func (h *Handler) convert(r *http.Request, tw *teeWriter, rules []*Rule, session
 			h.logger.Warn("confirmation page matched but no order ID was found", zap.Strings("events", rule.Events), zap.String("path", r.URL.Path))
 			continue
 		}
-		if rule.JoinOnly {
-			h.link(f.OrderID, sessionID)
-			continue
-		}
 		if !loaded {
 			// Read once for all the rules and events of this page.
-			sess, _ = h.app.sessions.Get(sessionID)
-			gaID, loaded = gaClientID(r), true
+			loaded = true
+			ctx, cancel := h.storageContext(r)
+			s, err := h.app.rt.store.Session(ctx, sessionID, now())
+			cancel()
+			switch {
+			case err == nil:
+				sess = s
+			case !errors.Is(err, store.ErrNotFound):
+				h.logger.Warn("confirmation page not recorded: the storage failed", zap.Error(err))
+				return
+			}
+		}
+		if sess == nil {
+			return // the session expired or was erased: nobody to credit
+		}
+		if rule.JoinOnly {
+			h.link(r, f.OrderID, sess)
+			continue
 		}
 		for _, ev := range rule.Events {
 			o := f.Order(ev, rule.DefaultCurrency)
 			o.Source = "page"
 			o.Status = order.Status(rule.Status)
-			h.record(o, sess, gaID)
+			h.record(r, o, sess, gaClientID(r))
 		}
 	}
 }
 
-// record credits an order to the session (nil if it expired) and queues
-// the postbacks.
-func (h *Handler) record(o order.Order, sess *capture.Session, gaID string) {
-	a := h.app
-	for _, p := range o.Problems {
-		h.logger.Warn("order recorded with a problem", zap.String("source", o.Source), zap.String("event", o.Event), zap.String("problem", p))
-	}
-	res, err := a.tracker.Convert(o, sess, gaID, nil)
+// record credits an order to the session and queues the postbacks.
+func (h *Handler) record(r *http.Request, o order.Order, sess *record.Session, gaID string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	defer cancel()
+	res, err := h.app.tracker.Convert(ctx, o, sess, gaID, "")
 	if err != nil {
-		h.logger.Error("recording conversion", zap.String("source", o.Source), zap.String("event", o.Event), zap.Error(err))
+		h.logger.Error("conversion not recorded: the storage failed", zap.String("source", o.Source), zap.String("event", o.Event), zap.Error(err))
 		return
 	}
-	result := "uncredited"
-	switch {
-	case res.Queued > 0:
-		result = "credited"
-	case res.Duplicates > 0:
-		result = "duplicate"
-	}
-	if a.metrics != nil {
-		a.metrics.conversions.WithLabelValues(o.Source, o.Event, result).Inc()
-	}
-	for _, s := range res.Skipped {
-		h.logger.Info("network not sent this conversion", zap.String("why", s))
-	}
-	if c := h.logger.Check(zap.InfoLevel, "conversion"); c != nil && res.Queued > 0 {
-		c.Write(zap.String("source", o.Source), zap.String("event", o.Event), zap.Int("postbacks", res.Queued))
-	}
+	h.app.logConversion(h.logger, res)
 }
 
 // link ties an order seen on a hosted checkout's return page to the session.
-func (h *Handler) link(orderID, sessionID string) {
-	sess, err := h.app.sessions.Get(sessionID)
+func (h *Handler) link(r *http.Request, orderID string, sess *record.Session) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	defer cancel()
+	res, err := h.app.tracker.Link(ctx, orderID, sess)
 	if err != nil {
-		return // the session expired: nothing to join
-	}
-	res, err := h.app.tracker.Link(orderID, sess)
-	if err != nil {
-		h.logger.Error("linking order to session", zap.Error(err))
+		h.logger.Error("order not tied to the visitor: the storage failed", zap.Error(err))
 		return
 	}
-	if res.Queued > 0 && h.app.metrics != nil {
-		h.app.metrics.conversions.WithLabelValues("page", res.Conversion.Order.Event, "credited").Inc()
+	if res.Conversion != nil {
+		h.app.logConversion(h.logger, res)
 	}
 }

@@ -26,10 +26,15 @@ type teeWriter struct {
 	encoding string
 	accept   map[*Rule]bool
 	capture  *detect.Capture
+	budget   *detect.Budget
 }
 
-func newTeeWriter(w http.ResponseWriter, rules []*Rule, limit int) *teeWriter {
-	return &teeWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, rules: rules, limit: limit}
+// inspection bounds the bytes copied for inspection across every response
+// in flight; the newest config sets its size (App.InspectionBudget).
+var inspection detect.Budget
+
+func newTeeWriter(w http.ResponseWriter, rules []*Rule, limit int, budget *detect.Budget) *teeWriter {
+	return &teeWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, rules: rules, limit: limit, budget: budget}
 }
 
 // WriteHeader records the final status and decides whether to copy the body.
@@ -47,7 +52,7 @@ func (t *teeWriter) WriteHeader(status int) {
 			}
 		}
 		if body && t.limit > 0 {
-			t.capture = detect.NewCapture(t.limit)
+			t.capture = detect.NewCapture(t.limit, t.budget)
 		}
 	}
 	t.ResponseWriterWrapper.WriteHeader(status)
@@ -86,6 +91,10 @@ type writerOnly struct{ io.Writer }
 func (t *teeWriter) matched(rule *Rule) bool {
 	return t.status != 0 && t.accept[rule]
 }
+
+// uninspected reports whether the inspection budget was spent before this
+// page was copied whole: its body cannot be read.
+func (t *teeWriter) uninspected() bool { return t.capture != nil && t.capture.Exhausted() }
 
 // page returns the copied response, decoded, for the sources.
 func (t *teeWriter) page(logger *zap.Logger) *detect.Page {

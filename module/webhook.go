@@ -1,8 +1,7 @@
 package module
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,6 +18,8 @@ import (
 	"github.com/caddy-postback/caddy-postback/internal/capture"
 	"github.com/caddy-postback/caddy-postback/internal/conversion"
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/postback"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 	"github.com/caddy-postback/caddy-postback/internal/store"
 	"github.com/caddy-postback/caddy-postback/internal/webhook"
 )
@@ -28,7 +30,8 @@ type Webhook struct {
 	// appended as one more path segment.
 	Path string `json:"path"`
 	// Provider is stripe, shopify, woocommerce, paddle, lemonsqueezy,
-	// gumroad or generic.
+	// gumroad, clickbank, jvzoo, warriorplus or generic (case does not
+	// matter).
 	Provider string `json:"provider"`
 	// Secrets are the signing secrets (several during a rotation); {env.*}
 	// placeholders are replaced at load. Required unless Insecure.
@@ -49,6 +52,7 @@ type Webhook struct {
 	Generic *GenericWebhook `json:"generic,omitempty"`
 
 	provider webhook.Provider
+	masker   *postback.Masker
 }
 
 // GenericWebhook describes a platform that signs a JSON body with an HMAC.
@@ -121,23 +125,28 @@ func (h *Handler) provisionWebhooks(_ caddy.Context) error {
 	if len(h.Webhooks) == 0 {
 		return nil
 	}
-	repl := envReplacer()
+	env := &envExpander{}
 	h.webhooks = map[string]*Webhook{}
 	for _, wh := range h.Webhooks {
 		if !strings.HasPrefix(wh.Path, "/") {
 			return fmt.Errorf("webhook path %q must start with /", wh.Path)
 		}
+		wh.Provider = strings.ToLower(wh.Provider)
 		if wh.MaxBody == 0 {
 			wh.MaxBody = DefaultWebhookMaxBody
 		}
 		secrets := make([]string, 0, len(wh.Secrets))
 		for _, s := range wh.Secrets {
-			v := repl.ReplaceKnown(s, "")
+			v, err := env.expand("webhook "+wh.Path+" secret", s)
+			if err != nil {
+				return err
+			}
 			if v == "" {
-				return fmt.Errorf("webhook %s: a secret is empty (is its environment variable set?)", wh.Path)
+				return fmt.Errorf("webhook %s: a secret is empty", wh.Path)
 			}
 			secrets = append(secrets, v)
 		}
+		wh.masker = postback.NewMasker(secrets...)
 		cfg := webhook.Config{Secrets: secrets, Tolerance: time.Duration(wh.Tolerance), SessionField: wh.SessionField, Event: wh.Event}
 		var err error
 		switch wh.Provider {
@@ -184,139 +193,182 @@ func (h *Handler) provisionWebhooks(_ caddy.Context) error {
 }
 
 // serveWebhook verifies, parses and records one webhook. It answers 2xx
-// only after the conversion and its postbacks are committed, so a failure
-// makes the platform retry; it never waits on a network.
+// only after the conversion and its postbacks are committed, and 503 when
+// the storage cannot take them, so that the platform retries; it never
+// waits on a network.
 func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request, wh *Webhook) error {
+	a := h.app
 	name := wh.provider.Name()
-	count := func(result string) {
-		if h.app.metrics != nil {
-			h.app.metrics.webhooks.WithLabelValues(name, result).Inc()
+	t := now()
+	entry := record.WebhookEntry{ID: record.NewID(t), Provider: name, Path: wh.Path, ReceivedAt: t, ExpiresAt: t.Add(webhookLogRetention)}
+	answer := func(status int, result, reason string, body map[string]any) error {
+		a.metrics.webhooks.WithLabelValues(name, result).Inc()
+		entry.Result, entry.Reason = result, wh.masker.String(reason)
+		if result != record.WebhookRejected || h.rejections.allow(t) {
+			ctx, cancel := h.storageContext(r)
+			if err := a.rt.store.LogWebhook(ctx, entry); err != nil && result != record.WebhookFailed {
+				h.logger.Debug("webhook log entry not written", zap.Error(err))
+			}
+			cancel()
 		}
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "30")
+		}
+		return writeJSON(w, status, body)
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		count("bad_method")
-		return writeJSON(w, http.StatusMethodNotAllowed, map[string]any{"error": "webhooks are POSTed"})
+		return answer(http.StatusMethodNotAllowed, record.WebhookRejected, "not POST", map[string]any{"error": "webhooks are POSTed"})
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, wh.MaxBody))
 	if err != nil {
-		count("too_large")
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": fmt.Sprintf("body larger than %d bytes", wh.MaxBody)})
+			return answer(http.StatusRequestEntityTooLarge, record.WebhookRejected, "body too large",
+				map[string]any{"error": fmt.Sprintf("body larger than %d bytes", wh.MaxBody)})
 		}
-		return writeJSON(w, http.StatusBadRequest, map[string]any{"error": "reading body failed"})
+		return answer(http.StatusBadRequest, record.WebhookRejected, "reading the body failed", map[string]any{"error": "reading body failed"})
 	}
-	req := &webhook.Request{Header: r.Header, Body: body, Path: r.URL.Path, Query: r.URL.Query(), Now: now()}
+	req := &webhook.Request{Header: r.Header, Body: body, Path: r.URL.Path, Query: r.URL.Query(), Now: t}
 	if err := wh.provider.Verify(req); err != nil {
 		status := http.StatusUnauthorized
-		result := "bad_signature"
 		if errors.Is(err, webhook.ErrBadRequest) {
-			status, result = http.StatusBadRequest, "bad_request"
+			status = http.StatusBadRequest
 		}
-		count(result)
-		h.logger.Warn("webhook refused", zap.String("provider", name), zap.String("remote_ip", clientIP(r)), zap.Error(err))
-		return writeJSON(w, status, map[string]any{"error": http.StatusText(status)})
+		h.logger.Warn("webhook refused", zap.String("provider", name), zap.String("remote_ip", clientIP(r)), zap.String("error", wh.masker.String(err.Error())))
+		return answer(status, record.WebhookRejected, err.Error(), map[string]any{"error": http.StatusText(status)})
 	}
 	ev, err := wh.provider.Parse(req)
 	if err != nil {
 		// Authentic but unreadable: keep it for inspection and acknowledge,
 		// since the platform would only resend the same bytes.
-		if serr := h.keepUnreadable(name, body, err); serr != nil {
-			count("error")
-			h.logger.Error("keeping an unreadable webhook", zap.String("provider", name), zap.Error(serr))
-			return writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "could not record the webhook"})
+		entry.Payload = wh.masker.String(string(body))
+		h.logger.Warn("webhook authentic but unreadable; kept for inspection", zap.String("provider", name), zap.String("error", wh.masker.String(err.Error())))
+		a.metrics.webhooks.WithLabelValues(name, record.WebhookKept).Inc()
+		entry.Result, entry.Reason = record.WebhookKept, wh.masker.String(err.Error())
+		ctx, cancel := h.storageContext(r)
+		defer cancel()
+		if err := a.rt.store.LogWebhook(ctx, entry); err != nil {
+			h.logger.Error("keeping an unreadable webhook failed; the platform will retry", zap.String("provider", name), zap.Error(err))
+			w.Header().Set("Retry-After", "30")
+			return writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "could not keep the webhook"})
 		}
-		count("malformed")
-		h.logger.Warn("webhook authentic but unreadable; kept for inspection", zap.String("provider", name), zap.Error(err))
 		return writeJSON(w, http.StatusAccepted, map[string]any{"status": "kept for inspection"})
 	}
+	entry.EventID, entry.OrderID = ev.ID, ev.Order.ID
 	if ev.Kind == webhook.KindIgnore {
-		count("ignored")
-		return writeJSON(w, http.StatusOK, map[string]any{"status": "ignored", "reason": ev.Reason})
+		return answer(http.StatusOK, record.WebhookIgnored, ev.Reason, map[string]any{"status": "ignored", "reason": ev.Reason})
 	}
-	var once []byte
+	eventKey := ""
 	if ev.ID != "" {
-		once = store.Key(store.PrefixEvent, name, ev.ID)
+		eventKey = name + "|" + wh.Path + "|" + ev.ID
 	}
-	res, err := h.app.joinAndConvert(ev.Order, once)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	defer cancel()
+	res, err := a.joinAndConvert(ctx, ev.Order, eventKey)
 	if err != nil {
-		count("error")
-		h.logger.Error("recording webhook conversion", zap.String("provider", name), zap.Error(err))
-		return writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "could not record the conversion"})
+		status, why := http.StatusInternalServerError, "could not record the conversion"
+		if errors.Is(err, store.ErrUnavailable) {
+			status, why = http.StatusServiceUnavailable, "storage unavailable; retry later"
+		}
+		h.logger.Error("webhook conversion not recorded; the platform will retry", zap.String("provider", name), zap.Error(err))
+		return answer(status, record.WebhookFailed, err.Error(), map[string]any{"error": why})
 	}
 	if res.SeenEvent {
-		count("duplicate")
-		return writeJSON(w, http.StatusOK, map[string]any{"status": "duplicate event"})
+		return answer(http.StatusOK, record.WebhookDuplicate, "event processed before", map[string]any{"status": "duplicate event"})
 	}
-	count("accepted")
-	if h.app.metrics != nil {
-		result := "uncredited"
-		switch {
-		case res.Queued > 0:
-			result = "credited"
-		case res.Duplicates > 0:
-			result = "duplicate"
-		}
-		h.app.metrics.conversions.WithLabelValues("webhook", ev.Order.Event, result).Inc()
+	a.logConversion(h.logger, res)
+	if res.Conversion != nil {
+		entry.ConversionID = res.Conversion.ID
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"status": "recorded", "postbacks": res.Queued})
+	return answer(http.StatusOK, record.WebhookRecorded, "", map[string]any{"status": "recorded", "postbacks": res.Queued})
 }
 
-// keepUnreadable stores an authentic webhook that could not be parsed.
-func (h *Handler) keepUnreadable(provider string, body []byte, perr error) error {
-	sum := sha256.Sum256(body)
-	rec, _ := json.Marshal(map[string]any{"provider": provider, "error": perr.Error(), "received_at": now(), "body": string(body)})
-	return h.app.rt.store.Update(func(txn store.Txn) error {
-		return txn.Set(store.Key(store.PrefixWebhook, provider, hex.EncodeToString(sum[:8])), rec, 30*24*time.Hour)
-	})
-}
+// webhookLogRetention keeps the webhook log.
+const webhookLogRetention = 30 * 24 * time.Hour
 
 // joinAndConvert ties a webhook's order to a visitor, in order of strength:
-// a signed session reference that travelled through the checkout, click IDs
-// the platform carried (Shopify's landing_site), or a confirmation page that
-// already linked the order to a session. Then it records the conversion.
-func (a *App) joinAndConvert(o order.Order, once []byte) (conversion.Result, error) {
-	var sess *capture.Session
+// a signed session reference that travelled through the checkout, a click
+// ID the platform carried that was captured here, click IDs of the
+// platform's landing URL (Shopify's landing_site) taken as they are, or a
+// confirmation page that already tied the order to a session (found by the
+// tracker). Then it records the conversion.
+func (a *App) joinAndConvert(ctx context.Context, o order.Order, eventKey string) (conversion.Result, error) {
+	t := now()
+	var sess *record.Session
 	if o.SessionRef != "" {
-		if id, ok := a.signer.Verify(o.SessionRef); ok {
-			if s, err := a.sessions.Get(id); err == nil {
+		if signer := a.loadSigner(ctx); signer != nil {
+			if id, ok := signer.Verify(o.SessionRef); ok {
+				s, err := a.rt.store.Session(ctx, id, t)
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
+					return conversion.Result{}, err
+				}
 				sess = s
 			}
 		}
 	}
 	if sess == nil && len(o.ClickIDs) > 0 {
-		sess = a.sessionFromClickIDs(o)
+		s, err := a.sessionFromClickIDs(ctx, o, t)
+		if err != nil {
+			return conversion.Result{}, err
+		}
+		sess = s
 	}
-	return a.tracker.Convert(o, sess, "", once)
+	return a.tracker.Convert(ctx, o, sess, "", eventKey)
 }
 
-// sessionFromClickIDs builds a one-off session from click IDs a platform
-// reported with the order (the visitor's landing URL as Shopify kept it).
-func (a *App) sessionFromClickIDs(o order.Order) *capture.Session {
-	at := o.OccurredAt
-	if at.IsZero() {
-		at = now()
-	}
+// sessionFromClickIDs finds the visitor of click IDs a platform reported
+// with the order: the session that captured one of them, or else a one-off
+// session built from them (the order time standing in for the click's).
+func (a *App) sessionFromClickIDs(ctx context.Context, o order.Order, t time.Time) (*record.Session, error) {
 	q := make(map[string][]string, len(o.ClickIDs))
 	for k, v := range o.ClickIDs {
 		q[k] = []string{v}
 	}
 	hits, _ := a.recognizer.Find(q)
 	if len(hits) == 0 {
-		return nil
+		return nil, nil
 	}
-	sess := &capture.Session{ID: "", CreatedAt: at}
-	nets := a.recognizer.Networks()
 	for _, hit := range hits {
-		n := nets[hit.Network]
-		// The click happened before the order; its exact time is unknown, so
-		// the order time stands in (inside any window).
-		sess.Touchpoints = append(sess.Touchpoints, capture.Touchpoint{
-			Network: n.Name, Param: hit.Param, ClickID: hit.ClickID, CapturedAt: at, ExpiresAt: at.Add(n.Window),
-		})
+		ms, err := a.rt.store.FindClicks(ctx, hit.ClickID, t, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(ms) > 0 {
+			s, err := a.rt.store.Session(ctx, ms[0].SessionID, t)
+			if err == nil {
+				return s, nil
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+		}
 	}
-	return sess
+	at := o.OccurredAt
+	if at.IsZero() {
+		at = t
+	}
+	landing := capture.Landing{Hits: hits}
+	return &record.Session{CreatedAt: at, Touchpoints: a.recognizer.NewTouchpoints(landing, capture.Landed{At: at})}, nil
+}
+
+// rejectionLog lets through a few rejected webhooks a minute per endpoint
+// to the webhook log, so that a flood of forged requests cannot fill the
+// storage; the metric counts them all.
+type rejectionLog struct {
+	mu     sync.Mutex
+	minute time.Time
+	n      int
+}
+
+func (l *rejectionLog) allow(t time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m := t.Truncate(time.Minute); !m.Equal(l.minute) {
+		l.minute, l.n = m, 0
+	}
+	l.n++
+	return l.n <= 10
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

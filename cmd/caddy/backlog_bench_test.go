@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,9 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-postback/caddy-postback/internal/outbox"
-	"github.com/caddy-postback/caddy-postback/internal/postback"
+	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/record"
 	"github.com/caddy-postback/caddy-postback/internal/store"
+	badgerstore "github.com/caddy-postback/caddy-postback/internal/store/badger"
 )
 
 // backlogSize is the number of queued deliveries Caddy finds at start.
@@ -128,25 +130,27 @@ func benchmarkBacklogDrain(b *testing.B, bin string) {
 
 // prefill opens the store offline, as nothing else holds its lock yet, and
 // queues n deliveries for the config's network, 500 per transaction.
-func prefill(b *testing.B, dir, receiverURL string, n int) {
+func prefill(b *testing.B, dir, _ string, n int) {
 	b.Helper()
-	st, err := store.Open(store.Options{Dir: dir})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: dir})
 	if err != nil {
 		b.Fatal(err)
 	}
-	ob := outbox.New(st)
+	ctx := context.Background()
 	const batch = 500
+	t := time.Now()
 	for i := 0; i < n; i += batch {
-		ds := make([]outbox.Delivery, 0, batch)
+		ds := make([]record.Delivery, 0, batch)
 		for j := i; j < min(i+batch, n); j++ {
 			orderID := fmt.Sprintf("BL%06d", j)
-			ds = append(ds, outbox.Delivery{
-				ID: outbox.NewID(), Network: "dur", Event: "purchase", OrderID: orderID,
-				Key:     "dur/purchase/" + orderID,
-				Request: postback.Request{Method: "GET", URL: receiverURL + "/pb?clickid=backlog&order=" + orderID},
+			o := order.Order{Source: "webhook", Event: "purchase", ID: orderID, Status: order.StatusApproved}
+			ds = append(ds, record.Delivery{
+				ID: record.NewID(t), Network: "dur", Event: "purchase", OrderID: orderID, Status: order.StatusApproved,
+				Key: "dur/purchase/" + orderID, MaxAge: 72 * time.Hour, CreatedAt: t,
+				Postback: record.Postback{Network: "dur", Order: o, Touchpoint: record.Touchpoint{Network: "dur", ClickID: "backlog"}, Time: t},
 			})
 		}
-		res, err := ob.Record(outbox.Conversion{ID: outbox.NewID()}, ds, nil, nil)
+		res, err := st.Record(ctx, store.Recording{Deliveries: ds, DedupUntil: t.Add(time.Hour), Now: t})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -154,12 +158,12 @@ func prefill(b *testing.B, dir, receiverURL string, n int) {
 			b.Fatalf("queued %d of %d", len(res.Queued), len(ds))
 		}
 	}
-	pending, err := ob.Pending()
+	qs, err := st.QueueStats(ctx, t)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if pending["dur"] != n {
-		b.Fatalf("prefilled %v, want %d", pending, n)
+	if len(qs) != 1 || qs[0].Queued != n {
+		b.Fatalf("prefilled %+v, want %d", qs, n)
 	}
 	if err := st.Close(); err != nil {
 		b.Fatal(err)

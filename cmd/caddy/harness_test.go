@@ -130,7 +130,7 @@ func startCaddy(tb testing.TB, bin, dir, home, caddyfile string, adminPort int) 
 			tb.Fatalf("caddy exited while starting:\n%s", p.tail())
 		default:
 		}
-		if resp, err := http.Get(p.admin + "/postback/pending"); err == nil {
+		if resp, err := http.Get(p.admin + "/postback/queue"); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -185,10 +185,20 @@ func (p *proc) adminJSON(path string, v any) error {
 	return nil
 }
 
-// pending returns the admin API's queued-delivery counts per network.
+// pending returns the deliveries that wait or run, per network, from the
+// admin API.
 func (p *proc) pending() (map[string]int, error) {
-	var m map[string]int
-	err := p.adminJSON("/postback/pending", &m)
+	var qs []struct {
+		Network                   string
+		Queued, Retrying, Running int
+	}
+	err := p.adminJSON("/postback/queue", &qs)
+	m := map[string]int{}
+	for _, q := range qs {
+		if n := q.Queued + q.Retrying + q.Running; n > 0 {
+			m[q.Network] = n
+		}
+	}
 	return m, err
 }
 

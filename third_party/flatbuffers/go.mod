@@ -1,3 +1,0 @@
-module github.com/google/flatbuffers
-
-go 1.21
