@@ -127,7 +127,7 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			d.Prev()
 			err = intArg(d, &app.SessionDailyLimit)
 		case "inspection_budget":
-			err = sizeArg(d, &app.InspectionBudget)
+			err = sizeArg(d, &app.InspectionBudget, storageLimit)
 		case "storage_timeout":
 			err = durationArg(d, &app.StorageTimeout)
 		case "disable_metrics":
@@ -462,7 +462,7 @@ func parseRule(h httpcaddyfile.Helper) (*module.Rule, error) {
 			rule.From = append(rule.From, src)
 		case "max_body":
 			var size int64
-			err = sizeArg(d, &size)
+			err = sizeArg(d, &size, maxBodyLimit)
 			rule.MaxBody = int(size)
 		case "join_only":
 			err = flag(d, &rule.JoinOnly)
@@ -579,7 +579,7 @@ func parseWebhook(d *caddyfile.Dispenser) (*module.Webhook, error) {
 		case "event":
 			err = oneArg(d, &wh.Event)
 		case "max_body":
-			err = sizeArg(d, &wh.MaxBody)
+			err = sizeArg(d, &wh.MaxBody, maxBodyLimit)
 		case "insecure":
 			err = flag(d, &wh.Insecure)
 		case "header", "algorithm", "encoding", "prefix", "timestamp_header", "signed_payload",
@@ -687,20 +687,26 @@ func flag(d *caddyfile.Dispenser, dst *bool) error {
 	return nil
 }
 
-// sizeArg reads one size argument such as 1MiB or 512KB, at most 1 TiB.
-func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
+// sizeArg reads one size argument such as 1MiB or 512KB, at most limit.
+func sizeArg(d *caddyfile.Dispenser, dst *int64, limit uint64) error {
 	name := d.Val()
 	var v string
 	if err := oneArg(d, &v); err != nil {
 		return err
 	}
 	size, err := humanize.ParseBytes(v)
-	if err != nil || size > 1<<40 {
-		return d.Errf("%s %q: want a size such as 1MiB or 256MB", name, v)
+	if err != nil || size > limit {
+		return d.Errf("%s %q: want a size such as 1MiB or 256MB, at most %s", name, v, humanize.IBytes(limit))
 	}
 	*dst = int64(size)
 	return nil
 }
+
+// Size limits of the size options.
+const (
+	maxBodyLimit = 1 << 30
+	storageLimit = 1 << 40
+)
 
 func intArg(d *caddyfile.Dispenser, dst *int) error {
 	name := d.Val()

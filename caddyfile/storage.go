@@ -52,11 +52,11 @@ func parseStorage(d *caddyfile.Dispenser, warnings *[]caddyconfig.Warning) (json
 		var err error
 		switch name {
 		case "min_free":
-			err = sizeArg(d, &b.MinFree)
+			err = sizeArg(d, &b.MinFree, storageLimit)
 		case "sync_writes":
 			err = flag(d, &b.SyncWrites)
 		case "mem_table_size":
-			err = sizeArg(d, &b.MemTableSize)
+			err = sizeArg(d, &b.MemTableSize, 1<<30)
 		default:
 			return nil, d.Errf("unrecognized badger storage option '%s'", name)
 		}
