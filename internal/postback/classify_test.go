@@ -2,8 +2,13 @@ package postback
 
 import "testing"
 
+// mustNew builds a destination with the fixtures' clock unless cfg sets
+// one.
 func mustNew(t testing.TB, cfg Config) Destination {
 	t.Helper()
+	if cfg.Now == nil {
+		cfg.Now = fixNow
+	}
 	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -29,6 +29,7 @@ func TestMaskerBySecretValue(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Now = fixNow
 			d, err := New(tc.cfg)
 			if err != nil {
 				t.Fatal(err)

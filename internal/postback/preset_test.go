@@ -11,7 +11,8 @@ import (
 )
 
 func TestPresetNames(t *testing.T) {
-	want := "awin binom cj everflow ga4_mp get impact keitaro meta_capi post redtrack tiktok tune voluum"
+	want := "awin binom cj everflow firstpromoter ga4_mp get google_ads impact keitaro matomo meta_capi microsoft_ads " +
+		"pinterest plausible post posthog reddit redtrack rewardful snapchat tapfiliate tiktok tune voluum"
 	if got := strings.Join(PresetNames(), " "); got != want {
 		t.Errorf("PresetNames = %s\nwant          %s", got, want)
 	}
@@ -140,7 +141,7 @@ func TestUserURLOverridesHostAndKeepsQuery(t *testing.T) {
 		t.Errorf("query %v", q)
 	}
 	// A path in the user's URL replaces the preset's.
-	d, _ = New(Config{Preset: "meta_capi", URL: "http://127.0.0.1:9000/mock/meta", Params: map[string]string{"pixel_id": "1", "access_token": "t"}})
+	d = mustNew(t, Config{Preset: "meta_capi", URL: "http://127.0.0.1:9000/mock/meta", Params: map[string]string{"pixel_id": "1", "access_token": "t"}})
 	r, _ = d.Render(context.Background(), fixture("meta", "fbclid", "x"))
 	if r.URL != "http://127.0.0.1:9000/mock/meta?access_token=t" {
 		t.Errorf("meta url %s", r.URL)
@@ -148,11 +149,8 @@ func TestUserURLOverridesHostAndKeepsQuery(t *testing.T) {
 }
 
 func TestMetaHashAndFbc(t *testing.T) {
-	if got := hashEmail(fixEmail); got != fixEmailHash {
-		t.Errorf("hashEmail = %s, want Meta's example %s", got, fixEmailHash)
-	}
-	if hashEmail("  ") != "" {
-		t.Error("blank email hashed")
+	if got := fixCustomer.Email; got != fixEmailHash {
+		t.Errorf("e-mail hash = %s, want Meta's example %s", got, fixEmailHash)
 	}
 	c := fixture("meta", "fbclid", fixFbclid)
 	if got, want := metaFbc(c), "fb.1.1741944413589."+fixFbclid; got != want {
@@ -184,9 +182,11 @@ func TestGA4ClientID(t *testing.T) {
 
 func TestParamNames(t *testing.T) {
 	got := strings.Join(ParamNames(), " ")
-	want := "access_token account_sid api_secret api_version auth_token campaign_id cid commission_group domain " +
-		"event_id event_type_code event_type_id events key measurement_id merchant nid offer_id pixel_code pixel_id " +
-		"return security_token test_event_code type verification_token"
+	want := "access_token account_id account_sid ad_account_id api_key api_secret api_version auth_token campaign_id cid " +
+		"client_id client_secret commission_group commission_type conversion_action currency customer_id developer_token " +
+		"domain event_id event_type_code event_type_id events key login_customer_id measurement_id merchant nid offer_id " +
+		"pixel_code pixel_id refresh_token region return security_token site site_id tag_id test_event_code token_auth " +
+		"token_url type user_identifiers verification_token"
 	if got != want {
 		t.Errorf("ParamNames:\n got %s\nwant %s", got, want)
 	}
