@@ -145,7 +145,8 @@ var goldenCases = map[string][]goldenCase{
 	"tiktok": {
 		{"purchase", Config{Preset: "tiktok", Params: map[string]string{"pixel_code": "C4ABCDEFGH", "access_token": "tt-token"}},
 			func() *record.Postback { return withItems(fixture("tiktok", "ttclid", "E.C.P.abcDEF123")) }},
-	},	"google_ads": {
+	},
+	"google_ads": {
 		{"purchase by gclid, consent granted", Config{Preset: "google_ads", Params: googleAdsGoldenParams()},
 			func() *record.Postback {
 				c := fixture("google_ads", "gclid", "EAIaIQobChMI8vTx-Lm5_QIVB-7tCh0EAAYASAAEgJ")
@@ -220,7 +221,9 @@ var goldenCases = map[string][]goldenCase{
 	"matomo": {
 		{"ecommerce order with items and token_auth", Config{Preset: "matomo", URL: "https://analytics.example.com",
 			Params: map[string]string{"site_id": "3", "token_auth": "0a1b2c3d4e5f", "currency": "USD"}},
-			func() *record.Postback { return withItems(fixture("awin", "awc", "1001_1403695822_a430d81e22c9e8687f423efcf024fbaa")) }},
+			func() *record.Postback {
+				return withItems(fixture("awin", "awc", "1001_1403695822_a430d81e22c9e8687f423efcf024fbaa"))
+			}},
 		{"lead as a goal, no token", Config{Preset: "matomo", Params: map[string]string{"domain": "shop.matomo.cloud", "site_id": "3", "goal_lead": "7"}},
 			func() *record.Postback {
 				c := fixture("awin", "awc", "1001_1403695822_a430d81e22c9e8687f423efcf024fbaa")
@@ -230,7 +233,9 @@ var goldenCases = map[string][]goldenCase{
 	},
 	"rewardful": {
 		{"purchase of a referral", Config{Preset: "rewardful", Params: map[string]string{"api_secret": "rw_secret_9f8e7d"}},
-			func() *record.Postback { return fixture("rewardful", "rewardful_referral", "d154e622-278a-4103-b191-5cbebae4047a") }},
+			func() *record.Postback {
+				return fixture("rewardful", "rewardful_referral", "d154e622-278a-4103-b191-5cbebae4047a")
+			}},
 	},
 	"firstpromoter": {
 		{"sale by a referral link", Config{Preset: "firstpromoter", Params: map[string]string{"api_key": "fp_key_12ab", "account_id": "acc_7f3e"}},

@@ -38,6 +38,9 @@ type tokenFlight struct {
 	done  chan struct{}
 	token string
 	err   error
+	// waiters counts the callers that joined this refresh instead of
+	// starting their own.
+	waiters int
 }
 
 // tokenMargin is how long before its expiry a token is replaced, so that a
@@ -82,6 +85,7 @@ func (t *tokenSource) Token(ctx context.Context) (string, error) {
 		f.token, f.err = tok, err
 		close(f.done)
 	} else {
+		f.waiters++
 		t.mu.Unlock()
 	}
 	select {
