@@ -38,7 +38,8 @@ import (
 // for OfflineUserDataJobService and UserDataService").
 //
 // Access tokens come from the OAuth 2.0 refresh-token grant at token_url
-// (default https://oauth2.googleapis.com/token) with client_id,
+// (default https://oauth2.googleapis.com/token; another URL is for tests
+// and proxies) with client_id,
 // client_secret and refresh_token; one is kept until two minutes before it
 // expires, and a 401 drops it so the next attempt refreshes.
 //
