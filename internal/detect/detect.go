@@ -44,6 +44,9 @@ type Fields struct {
 	// (cents); it travels with Amount when fields are merged.
 	AmountMinor bool
 	Items       []order.Item
+	// Customer is what the page says of its customer, already hashed
+	// (order.NewCustomer); nil when it says nothing.
+	Customer *order.Customer
 }
 
 // Source reads fields from a page.
@@ -57,8 +60,8 @@ type Source interface {
 	Extract(p *Page) (Fields, error)
 }
 
-// complete reports whether every field is set, so later sources have nothing
-// left to add.
+// complete reports whether every order field is set, so later sources have
+// nothing left to add. The customer is not awaited: few pages give one.
 func (f *Fields) complete() bool {
 	return f.OrderID != "" && f.Amount != "" && f.Currency != "" && f.Coupon != "" && len(f.Items) > 0
 }
@@ -80,6 +83,7 @@ func (f *Fields) merge(g Fields) {
 	if len(f.Items) == 0 {
 		f.Items = g.Items
 	}
+	f.Customer = f.Customer.Merge(g.Customer)
 }
 
 // IsZero reports whether no source found anything.
@@ -113,7 +117,7 @@ func Extract(p *Page, sources []Source) (Fields, []error) {
 // Order builds an order from the fields: the order ID, the amount parsed
 // exactly (order.ParseDecimal, or order.ParseMinor when AmountMinor is set),
 // the currency upper-cased or defaultCurrency when none or an invalid one was
-// found, the coupon and the items. Status is approved; the caller may
+// found, the coupon, the items and the hashed customer. Status is approved; the caller may
 // override it, and sets Source.
 //
 // What cannot be read does not fail the order: an unparseable amount leaves
@@ -130,6 +134,7 @@ func (f Fields) Order(event, defaultCurrency string) order.Order {
 	if len(f.Items) > 0 {
 		o.Items = append([]order.Item(nil), f.Items...)
 	}
+	o.Customer = f.Customer
 	if o.ID == "" {
 		o.Problems = append(o.Problems, "no order ID found")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
 	"github.com/tdewolff/parse/v2"
@@ -33,6 +34,14 @@ import (
 // one ecommerce object, `ecommerce: null` clears it, and when several
 // purchase events are on a page the last one wins. Scripts that do not
 // contain the event name are not parsed at all.
+//
+// The customer data a page gives Google for enhanced conversions is read
+// too: gtag('set', 'user_data', {…}), a user_data object pushed to the data
+// layer, or user_data among the purchase parameters, the last one on the
+// page winning. Its e-mail, phone_number and address (first_name,
+// last_name, city, region, postal_code, country) are hashed at once
+// (order.NewCustomer), and sha256_email_address and sha256_phone_number,
+// which the page hashed by Google's rules, are kept as Google's forms.
 type GA4 struct {
 	// Event is the event name to read; "" means "purchase". Sites that name
 	// their event differently (GA4_purchase, conversion) set it here.
@@ -44,6 +53,7 @@ func (GA4) Name() string { return "ga4" }
 
 var (
 	purchaseBytes = []byte("purchase")
+	userDataBytes = []byte("user_data")
 	// ErrSyntax is wrapped by GA4 errors for scripts that mention the
 	// event but are not valid JavaScript (a truncated body often cuts the
 	// last script short).
@@ -74,7 +84,7 @@ func (g GA4) Extract(p *Page) (Fields, error) {
 			continue
 		}
 		text := p.text(s)
-		if !mentions(text) {
+		if !mentions(text) && !bytes.Contains(text, userDataBytes) {
 			continue
 		}
 		// text has no spare capacity, so the parser's NUL sentinel goes
@@ -90,6 +100,9 @@ func (g GA4) Extract(p *Page) (Fields, error) {
 	}
 	if !w.found && firstErr != nil {
 		return Fields{}, firstErr
+	}
+	if w.found && w.userData != nil {
+		w.result.Customer = userDataCustomer(w.userData)
 	}
 	return w.result, nil
 }
@@ -112,6 +125,8 @@ type ga4Walker struct {
 	ecom   any // merged ecommerce object, nil after ecommerce: null
 	result Fields
 	found  bool
+	// userData is the last user_data object seen on the page.
+	userData jsObject
 }
 
 // Enter implements js.IVisitor.
@@ -170,16 +185,29 @@ func (w *ga4Walker) call(n *js.CallExpr) {
 		return
 	}
 	args := n.Args.List
-	if str(w.ev.eval(args[0].Value, 0)) != "event" || str(w.ev.eval(args[1].Value, 0)) != w.event {
+	command, name := str(w.ev.eval(args[0].Value, 0)), str(w.ev.eval(args[1].Value, 0))
+	if command == "set" && name == "user_data" {
+		if ud, ok := w.ev.eval(args[2].Value, 0).(jsObject); ok {
+			w.userData = ud
+		}
+		return
+	}
+	if command != "event" || name != w.event {
 		return
 	}
 	if params, ok := w.ev.eval(args[2].Value, 0).(jsObject); ok {
+		if ud, ok := params["user_data"].(jsObject); ok {
+			w.userData = ud
+		}
 		w.candidate(ecommerceFields(params))
 	}
 }
 
 // push applies one data layer message.
 func (w *ga4Walker) push(o jsObject) {
+	if ud, ok := o["user_data"].(jsObject); ok {
+		w.userData = ud
+	}
 	ec, hasEc := o["ecommerce"]
 	if hasEc {
 		switch t := ec.(type) {
@@ -234,6 +262,53 @@ func ecommerceFields(ec any) Fields {
 		Coupon:   str(get(ec, "coupon")),
 		Items:    items(get(ec, "items"), "item_id", "item_name"),
 	}
+}
+
+// userDataCustomer hashes the customer data of a gtag or data layer
+// user_data object. Its address may be one object or a list of them; the
+// first is read.
+func userDataCustomer(ud jsObject) *order.Customer {
+	addr := ud["address"]
+	if list, ok := addr.([]any); ok && len(list) > 0 {
+		addr = list[0]
+	}
+	c := order.NewCustomer(order.CustomerInfo{
+		Email:      firstString(ud["email"]),
+		Phone:      firstString(ud["phone_number"]),
+		FirstName:  str(get(addr, "first_name")),
+		LastName:   str(get(addr, "last_name")),
+		City:       str(get(addr, "city")),
+		Region:     str(get(addr, "region")),
+		PostalCode: str(get(addr, "postal_code")),
+		Country:    str(get(addr, "country")),
+	})
+	// Values the page hashed itself follow Google's rules: they can stand
+	// only for Google's forms.
+	var pre order.Customer
+	if h := strings.ToLower(firstString(ud["sha256_email_address"])); order.IsHash(h) {
+		pre.EmailGoogle = h
+	}
+	if h := strings.ToLower(firstString(ud["sha256_phone_number"])); order.IsHash(h) {
+		pre.PhoneE164 = h
+	}
+	if pre != (order.Customer{}) {
+		c = c.Merge(&pre)
+	}
+	return c
+}
+
+// firstString reads a string, or the first string of a list (gtag takes
+// several e-mail addresses and phone numbers as a list).
+func firstString(v any) string {
+	if list, ok := v.([]any); ok {
+		for _, el := range list {
+			if s := str(el); s != "" {
+				return s
+			}
+		}
+		return ""
+	}
+	return str(v)
 }
 
 // maxItems bounds the lines read from one order.

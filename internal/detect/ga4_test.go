@@ -233,3 +233,57 @@ func FuzzGA4(f *testing.F) {
 		}
 	})
 }
+
+// TestGA4UserData reads the customer data a page gives Google for enhanced
+// conversions, in each of the three places gtag and GTM take it, and keeps
+// it only hashed.
+func TestGA4UserData(t *testing.T) {
+	jane := order.NewCustomer(order.CustomerInfo{
+		Email: "Jane.Doe@gmail.com", Phone: "+1 650-555-1212", FirstName: "Jane", LastName: "Doe",
+		City: "Menlo Park", Region: "CA", PostalCode: "94025", Country: "US",
+	})
+	const purchase = `dataLayer.push({event:'purchase', ecommerce:{transaction_id:'U1', value:10, currency:'USD'}});`
+	for _, tc := range []struct {
+		name string
+		js   string
+		want *order.Customer
+	}{
+		{"gtag set user_data, in a script of its own", purchase + "\n</script><script>\n" +
+			`gtag('set', 'user_data', {email: 'Jane.Doe@gmail.com', phone_number: '+1 650-555-1212',
+				address: {first_name: 'Jane', last_name: 'Doe', street: '1 Hacker Way', city: 'Menlo Park', region: 'CA', postal_code: '94025', country: 'US'}});`,
+			jane},
+		{"data layer user_data beside the purchase", `dataLayer.push({event:'purchase', user_data: {email: ['Jane.Doe@gmail.com', 'other@example.com'],
+				phone_number: '+1 650-555-1212', address: [{first_name: 'Jane', last_name: 'Doe', city: 'Menlo Park', region: 'CA', postal_code: '94025', country: 'US'}]},
+				ecommerce:{transaction_id:'U1', value:10, currency:'USD'}});`, jane},
+		{"gtag purchase parameters", `gtag('event', 'purchase', {transaction_id: 'U1', value: 10, currency: 'USD',
+				user_data: {email: 'Jane.Doe@gmail.com', phone_number: '+1 650-555-1212', address: {first_name: 'Jane', last_name: 'Doe',
+				city: 'Menlo Park', region: 'CA', postal_code: '94025', country: 'US'}}});`, jane},
+		{"pre-hashed by the page: Google's forms only", purchase +
+			`gtag('set', 'user_data', {sha256_email_address: '` + strings.ToUpper(order.Hash("janedoe@gmail.com")) + `', sha256_phone_number: '` + order.Hash("+16505551212") + `'});`,
+			&order.Customer{EmailGoogle: order.Hash("janedoe@gmail.com"), PhoneE164: order.Hash("+16505551212")}},
+		{"no user data", purchase, nil},
+		{"user data but no purchase: nothing", `gtag('set', 'user_data', {email: 'jane@example.com'}); gtag('event', 'page_view');`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := GA4{}.Extract(htmlPage(inScript(tc.js)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == nil {
+				if f.Customer != nil {
+					t.Errorf("customer %+v, want none", f.Customer)
+				}
+				return
+			}
+			if f.OrderID != "U1" {
+				t.Fatalf("order %q", f.OrderID)
+			}
+			if f.Customer == nil || *f.Customer != *tc.want {
+				t.Errorf("customer\n got  %+v\n want %+v", f.Customer, tc.want)
+			}
+			if o := f.Order("purchase", ""); o.Customer != f.Customer {
+				t.Error("the order does not carry the page's customer")
+			}
+		})
+	}
+}

@@ -23,22 +23,17 @@ func (s Status) Valid() bool {
 	return false
 }
 
-// EventRebill is the event of a subscription's renewal payment: it is
-// credited to the networks credited with the subscription's first sale.
-const EventRebill = "rebill"
-
-// Customer is what an order says of its customer, each value normalised and
-// SHA-256 hashed (lower-case hex), "" when unknown.
-type Customer struct {
-	Email      string `json:"em,omitempty"`
-	Phone      string `json:"ph,omitempty"`
-	FirstName  string `json:"fn,omitempty"`
-	LastName   string `json:"ln,omitempty"`
-	City       string `json:"ct,omitempty"`
-	Region     string `json:"st,omitempty"`
-	PostalCode string `json:"zp,omitempty"`
-	Country    string `json:"country,omitempty"`
-}
+// Subscription events. EventRebill is a subscription's renewal payment:
+// it is credited to the networks credited with the subscription's first
+// sale (Order.OriginalID names that sale). EventCancel is a subscription's
+// cancellation: no money moves and the first sale stays valid, so it comes
+// as a rejected status update for destinations that follow a customer's
+// lifetime (recurring-commission programs) and is never sent to a
+// destination that has not asked for it by name.
+const (
+	EventRebill = "rebill"
+	EventCancel = "cancellation"
+)
 
 // Item is one line of an order.
 type Item struct {
@@ -71,9 +66,6 @@ type Order struct {
 	Status   Status `json:"status"`
 	Coupon   string `json:"coupon,omitempty"`
 	Items    []Item `json:"items,omitempty"`
-	// Email is the customer's address when the source gives it; it is only
-	// ever sent hashed, to destinations that ask for it.
-	Email string `json:"-"`
 	// SessionRef is a session reference carried by the source (a signed
 	// session cookie value that travelled through a hosted checkout), to be
 	// verified before use.

@@ -2,8 +2,13 @@ package postback
 
 import "testing"
 
+// mustNew builds a destination with the fixtures' clock unless cfg sets
+// one.
 func mustNew(t testing.TB, cfg Config) Destination {
 	t.Helper()
+	if cfg.Now == nil {
+		cfg.Now = fixNow
+	}
 	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -20,6 +25,15 @@ func TestClassify(t *testing.T) {
 	ga4 := mustNew(t, Config{Preset: "ga4_mp", Params: map[string]string{"measurement_id": "G", "api_secret": "s"}})
 	keitaro := mustNew(t, Config{Preset: "keitaro", Params: map[string]string{"domain": "k.example.com", "key": "k", "return": "OK"}})
 	impact := mustNew(t, Config{Preset: "impact", Params: map[string]string{"account_sid": "IR1", "auth_token": "t", "campaign_id": "1", "event_type_id": "2"}})
+	microsoft := mustNew(t, Config{Preset: "microsoft_ads", Params: map[string]string{"tag_id": "1", "access_token": "t"}})
+	pinterest := mustNew(t, Config{Preset: "pinterest", Params: map[string]string{"ad_account_id": "1", "access_token": "t"}})
+	snapchat := mustNew(t, Config{Preset: "snapchat", Params: map[string]string{"pixel_id": "p", "access_token": "t"}})
+	reddit := mustNew(t, Config{Preset: "reddit", Params: map[string]string{"ad_account_id": "a", "access_token": "t"}})
+	plausible := mustNew(t, Config{Preset: "plausible", Params: map[string]string{"site": "s.example.com"}})
+	firstpromoter := mustNew(t, Config{Preset: "firstpromoter", Params: map[string]string{"api_key": "k", "account_id": "a"}})
+	tapfiliate := mustNew(t, Config{Preset: "tapfiliate", Params: map[string]string{"api_key": "k"}})
+	rewardful := mustNew(t, Config{Preset: "rewardful", Params: map[string]string{"api_secret": "s"}})
+	google := mustNew(t, Config{Preset: "google_ads", Params: googleAdsGoldenParams()})
 
 	for _, tc := range []struct {
 		name   string
@@ -78,6 +92,46 @@ func TestClassify(t *testing.T) {
 		{"impact 200", impact, 200, `{"Status":"QUEUED"}`, Delivered},
 		{"impact 400", impact, 400, `{"Message":"bad"}`, Reject},
 		{"impact 503", impact, 503, ``, Retry},
+
+		{"google row accepted", google, 200, `{"results":[{"gclid":"x"}],"jobId":"1"}`, Delivered},
+		{"google row rejected", google, 200, `{"partialFailureError":{"code":3,"details":[{"errors":[{"errorCode":{"conversionUploadError":"EXPIRED_EVENT"},"message":"too old"}]}]}}`, Reject},
+		{"google several codes, one permanent", google, 200, `{"partialFailureError":{"code":3,"details":[{"errors":[{"errorCode":{"conversionUploadError":"TOO_RECENT_EVENT"}},{"errorCode":{"conversionUploadError":"INVALID_GCLID"}}]}]}}`, Reject},
+		{"google conversion action too new", google, 200, `{"partialFailureError":{"code":3,"details":[{"errors":[{"errorCode":{"conversionUploadError":"TOO_RECENT_CONVERSION_ACTION"}}]}]}}`, Retry},
+		{"google duplicate click", google, 200, `{"partialFailureError":{"code":3,"details":[{"errors":[{"errorCode":{"conversionUploadError":"CLICK_CONVERSION_ALREADY_EXISTS"}}]}]}}`, Delivered},
+		{"google html 200", google, 200, `<html></html>`, Reject},
+		{"google 500", google, 500, `{"error":{"code":500,"status":"INTERNAL"}}`, Retry},
+		{"google 400", google, 400, `{"error":{"code":400,"message":"Request contains an invalid argument.","status":"INVALID_ARGUMENT"}}`, Reject},
+
+		{"microsoft received", microsoft, 200, `{"eventsReceived":1}`, Delivered},
+		{"microsoft error beside 200", microsoft, 200, `{"eventsReceived":0,"error":{"code":"InvalidEvents","details":[{"index":0,"errorMessage":"bad"}]}}`, Reject},
+		{"microsoft 503", microsoft, 503, ``, Retry},
+
+		{"pinterest processed", pinterest, 200, `{"num_events_received":1,"num_events_processed":1,"events":[{"status":"processed"}]}`, Delivered},
+		{"pinterest failed beside 200", pinterest, 200, `{"num_events_received":1,"num_events_processed":0,"events":[{"status":"failed","error_message":"bad email"}]}`, Reject},
+		{"pinterest empty 200", pinterest, 200, `{}`, Reject},
+		{"pinterest 429", pinterest, 429, `{"code":8,"message":"rate limit"}`, Retry},
+
+		{"snapchat valid", snapchat, 200, `{"status":"VALID","reason":"Events have been processed successfully."}`, Delivered},
+		{"snapchat invalid beside 200", snapchat, 200, `{"status":"INVALID","reason":"missing event_time"}`, Reject},
+		{"snapchat 500", snapchat, 500, ``, Retry},
+
+		{"reddit 200", reddit, 200, `{"message":"Successfully processed 1 conversion events."}`, Delivered},
+		{"reddit 400", reddit, 400, `{"message":"invalid event_at"}`, Reject},
+
+		{"plausible 202", plausible, 202, `ok`, Delivered},
+		{"plausible 400", plausible, 400, `{"errors":{}}`, Reject},
+
+		{"firstpromoter 200", firstpromoter, 200, `{"id":1}`, Delivered},
+		{"firstpromoter duplicate", firstpromoter, 409, `{"message":"already exists"}`, Delivered},
+		{"firstpromoter no referral", firstpromoter, 404, `{"message":"Referral not found","code":"not_found"}`, Reject},
+		{"firstpromoter 500", firstpromoter, 500, ``, Retry},
+
+		{"tapfiliate 201", tapfiliate, 201, `{"id":"cv_1"}`, Delivered},
+		{"tapfiliate 422", tapfiliate, 422, `{"message":"no affiliate found"}`, Reject},
+
+		{"rewardful 200", rewardful, 200, `{"id":"s1"}`, Delivered},
+		{"rewardful 422", rewardful, 422, `{"error":"invalid"}`, Reject},
+		{"rewardful 429", rewardful, 429, ``, Retry},
 	} {
 		got, reason := tc.d.Classify(tc.status, nil, []byte(tc.body))
 		if got != tc.want {

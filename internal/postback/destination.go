@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
 	"github.com/caddy-postback/caddy-postback/internal/record"
@@ -101,7 +102,15 @@ type Config struct {
 	// Events lists the events to report. Default: every event for a plain
 	// template; a preset's own default (purchase only for awin, cj and
 	// impact, which also read a comma-separated "events" param).
+	// order.EventCancel is reported only where it is listed by name.
 	Events []string
+	// Client makes the requests a preset sends itself, such as OAuth token
+	// refreshes; deliveries are sent by the dispatcher, not with it. It
+	// never follows a redirect. Default: a client with a 30-second timeout.
+	Client *http.Client
+	// Now returns the current time, for the platforms' age limits on
+	// events. Default: time.Now.
+	Now func() time.Time
 }
 
 // presetFunc builds a preset destination.
@@ -273,9 +282,13 @@ func (d *TemplateDestination) Classify(status int, _ http.Header, body []byte) (
 	return o, ""
 }
 
-// Supports implements Destination.
+// Supports implements Destination. A cancellation is reported only when
+// the template's events name it.
 func (d *TemplateDestination) Supports(event string, status order.Status) bool {
 	if len(d.Events) > 0 && !slices.Contains(d.Events, event) {
+		return false
+	}
+	if event == order.EventCancel && len(d.Events) == 0 {
 		return false
 	}
 	return slices.Contains(d.Statuses, status)

@@ -7,13 +7,25 @@ import (
 	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
-// Test fixture values. The email is Meta's own hashing example with stray
-// spaces around it; the amount is "1,234.50" as a shop would print it.
+// Test fixture values. The customer is Meta's own hashing examples (the
+// e-mail with stray spaces around it); the amount is "1,234.50" as a shop
+// would print it.
 var (
 	fixClickTime = time.Date(2025, 3, 14, 9, 26, 53, 589_000_000, time.UTC)
 	fixConvTime  = time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)
 	fixOrderTime = time.Date(2025, 3, 14, 9, 58, 12, 0, time.UTC)
 )
+
+// fixNow is the clock of tests that render fixtures: a minute after the
+// conversion, so that no platform's age limit applies.
+func fixNow() time.Time { return fixConvTime.Add(time.Minute) }
+
+// fixCustomer is the fixture order's customer, hashed as the webhook and
+// page readers hash it.
+var fixCustomer = order.NewCustomer(order.CustomerInfo{
+	Email: fixEmail, Phone: "(650)555-1212", FirstName: "Mary", LastName: "Smith",
+	City: "Menlo Park", Region: "CA", PostalCode: "94025", Country: "US",
+})
 
 const (
 	fixEmail     = " John_Smith@gmail.com "
@@ -43,7 +55,7 @@ func fixture(network, param, clickID string) *record.Postback {
 			Currency:   "USD",
 			Status:     order.StatusApproved,
 			Coupon:     "SPRING10",
-			Email:      fixEmail,
+			Customer:   fixCustomer,
 			OccurredAt: fixOrderTime,
 		},
 		Touchpoint: record.Touchpoint{

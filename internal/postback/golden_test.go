@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -114,7 +117,7 @@ var goldenCases = map[string][]goldenCase{
 			"pixel_id": "1234567890", "access_token": "EAAB", "api_version": "v22.0", "test_event_code": "TEST123"}},
 			func() *record.Postback {
 				c := fixture("meta", "fbclid", fixFbclid)
-				c.Order.Event, c.Order.HasAmount, c.Order.Email, c.Test = "signup", false, "", true
+				c.Order.Event, c.Order.HasAmount, c.Order.Customer, c.Test = "signup", false, nil, true
 				return c
 			}},
 	},
@@ -143,6 +146,153 @@ var goldenCases = map[string][]goldenCase{
 		{"purchase", Config{Preset: "tiktok", Params: map[string]string{"pixel_code": "C4ABCDEFGH", "access_token": "tt-token"}},
 			func() *record.Postback { return withItems(fixture("tiktok", "ttclid", "E.C.P.abcDEF123")) }},
 	},
+	"google_ads": {
+		{"purchase by gclid, consent granted", Config{Preset: "google_ads", Params: googleAdsGoldenParams()},
+			func() *record.Postback {
+				c := fixture("google_ads", "gclid", "EAIaIQobChMI8vTx-Lm5_QIVB-7tCh0EAAYASAAEgJ")
+				c.Touchpoint.Consent = &record.Consent{AdUserData: record.Granted, AdPersonalization: record.Denied}
+				return c
+			}},
+		{"test fire by wbraid through a manager account, ad_user_data denied", Config{Preset: "google_ads",
+			Params: googleAdsGoldenParams("login_customer_id", "987-654-3210", "conversion_action", "customers/1234567890/conversionActions/111")},
+			func() *record.Postback {
+				c := fixture("google_ads", "wbraid", "CjkKEQjwqrW0BhD")
+				c.Touchpoint.Consent = &record.Consent{AdUserData: record.Denied}
+				c.Test = true
+				return c
+			}},
+	},
+	"microsoft_ads": {
+		{"purchase by msclkid", Config{Preset: "microsoft_ads", Params: map[string]string{"tag_id": "343123456", "access_token": "uet-token"}},
+			func() *record.Postback { return fixture("microsoft", "msclkid", "f894f652ea334e739002f7167ab8f8e3") }},
+	},
+	"pinterest": {
+		{"purchase by epik with items", Config{Preset: "pinterest", Params: map[string]string{"ad_account_id": "549757463328", "access_token": "pina_token"}},
+			func() *record.Postback {
+				return withItems(fixture("pinterest", "epik", "dj0yJnU9Q2ZKTnRrVjNFQWdEZjBqbUpfNU5tTjZsbDY"))
+			}},
+		{"lead test fire", Config{Preset: "pinterest", Params: map[string]string{"ad_account_id": "549757463328", "access_token": "pina_token"}},
+			func() *record.Postback {
+				c := fixture("pinterest", "epik", "dj0yJnU9Q2ZKTnRrVjNFQWdEZjBqbUpfNU5tTjZsbDY")
+				c.Order.Event, c.Order.HasAmount, c.Test = "lead", false, true
+				return c
+			}},
+	},
+	"snapchat": {
+		{"purchase by ScCid with items", Config{Preset: "snapchat", Params: map[string]string{"pixel_id": "5bf81ee1-15b1-4dc1-b636-d7dae49b950e", "access_token": "snap-token"}},
+			func() *record.Postback {
+				return withItems(fixture("snapchat", "ScCid", "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"))
+			}},
+		{"rebill test fire goes to validate", Config{Preset: "snapchat", Params: map[string]string{"pixel_id": "5bf81ee1-15b1-4dc1-b636-d7dae49b950e", "access_token": "snap-token"}},
+			func() *record.Postback {
+				c := fixture("snapchat", "sccid", "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d")
+				c.Order.Event, c.Test = order.EventRebill, true
+				return c
+			}},
+	},
+	"reddit": {
+		{"purchase by rdt_cid", Config{Preset: "reddit", Params: map[string]string{"ad_account_id": "t2_a1b2c3", "access_token": "rdt-token"}},
+			func() *record.Postback { return withItems(fixture("reddit", "rdt_cid", "4875629185693457012")) }},
+		{"signup test fire", Config{Preset: "reddit", Params: map[string]string{"ad_account_id": "t2_a1b2c3", "access_token": "rdt-token"}},
+			func() *record.Postback {
+				c := fixture("reddit", "rdt_cid", "4875629185693457012")
+				c.Order.Event, c.Order.HasAmount, c.Test = "signup", false, true
+				return c
+			}},
+	},
+	"posthog": {
+		{"purchase, US cloud", Config{Preset: "posthog", Params: map[string]string{"api_key": "phc_4c2aYnP6xq"}},
+			func() *record.Postback { return fixture("everflow", "_ef_transaction_id", efClick) }},
+		{"lead, EU cloud", Config{Preset: "posthog", Params: map[string]string{"api_key": "phc_4c2aYnP6xq", "region": "eu"}},
+			func() *record.Postback {
+				c := fixture("everflow", "_ef_transaction_id", efClick)
+				c.Order.Event, c.Order.HasAmount, c.Order.Coupon = "lead", false, ""
+				return c
+			}},
+	},
+	"plausible": {
+		{"purchase", Config{Preset: "plausible", Params: map[string]string{"site": "shop.example.com"}},
+			func() *record.Postback {
+				c := fixture("meta", "fbclid", fixFbclid)
+				c.Touchpoint.Referrer = "https://m.facebook.com/"
+				return c
+			}},
+	},
+	"matomo": {
+		{"ecommerce order with items and token_auth", Config{Preset: "matomo", URL: "https://analytics.example.com",
+			Params: map[string]string{"site_id": "3", "token_auth": "0a1b2c3d4e5f", "currency": "USD"}},
+			func() *record.Postback {
+				return withItems(fixture("awin", "awc", "1001_1403695822_a430d81e22c9e8687f423efcf024fbaa"))
+			}},
+		{"lead as a goal, no token", Config{Preset: "matomo", Params: map[string]string{"domain": "shop.matomo.cloud", "site_id": "3", "goal_lead": "7"}},
+			func() *record.Postback {
+				c := fixture("awin", "awc", "1001_1403695822_a430d81e22c9e8687f423efcf024fbaa")
+				c.Order.Event, c.Order.HasAmount = "lead", false
+				return c
+			}},
+	},
+	"rewardful": {
+		{"purchase of a referral", Config{Preset: "rewardful", Params: map[string]string{"api_secret": "rw_secret_9f8e7d"}},
+			func() *record.Postback {
+				return fixture("rewardful", "rewardful_referral", "d154e622-278a-4103-b191-5cbebae4047a")
+			}},
+	},
+	"firstpromoter": {
+		{"sale by a referral link", Config{Preset: "firstpromoter", Params: map[string]string{"api_key": "fp_key_12ab", "account_id": "acc_7f3e"}},
+			func() *record.Postback { return fixture("firstpromoter", "fpr", "jane-affiliate") }},
+		{"rebill by tracking ID", Config{Preset: "firstpromoter", Params: map[string]string{"api_key": "fp_key_12ab", "account_id": "acc_7f3e"}},
+			func() *record.Postback {
+				c := fixture("firstpromoter", "_fprom_tid", "8d0b4c5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e")
+				c.Order.Event, c.Order.ID, c.Order.OriginalID = order.EventRebill, "in_1QCycleKw1WOEy4mkRenewal", "sub_1PzSubKw1WOEy4mkMonthly"
+				return c
+			}},
+		{"refund", Config{Preset: "firstpromoter", Params: map[string]string{"api_key": "fp_key_12ab", "account_id": "acc_7f3e"}},
+			func() *record.Postback {
+				c := fixture("firstpromoter", "fpr", "jane-affiliate")
+				c.Order.Status = order.StatusRefunded
+				return c
+			}},
+		{"cancellation", Config{Preset: "firstpromoter", Params: map[string]string{"api_key": "fp_key_12ab", "account_id": "acc_7f3e"}},
+			func() *record.Postback {
+				c := fixture("firstpromoter", "fpr", "jane-affiliate")
+				c.Order.Event, c.Order.ID, c.Order.Status, c.Order.HasAmount = order.EventCancel, "sub_1PzSubKw1WOEy4mkMonthly", order.StatusRejected, false
+				return c
+			}},
+	},
+	"tapfiliate": {
+		{"purchase by referral code", Config{Preset: "tapfiliate", Params: map[string]string{"api_key": "tap_key_55"}},
+			func() *record.Postback { return fixture("tapfiliate", "ref", "nlmjdis") }},
+		{"rebill by click ID with a commission type", Config{Preset: "tapfiliate", Params: map[string]string{"api_key": "tap_key_55", "commission_type": "recurring"}},
+			func() *record.Postback {
+				c := fixture("tapfiliate", "tap_click", "cl_aBcDeFgH")
+				c.Order.Event, c.Order.ID = order.EventRebill, "in_1QCycleKw1WOEy4mkRenewal"
+				return c
+			}},
+	},
+}
+
+// googleAdsGoldenParams are a Google Ads account's values, with pairs of
+// overrides; token_url is set by TestGolden to its token server.
+func googleAdsGoldenParams(kv ...string) map[string]string {
+	p := map[string]string{
+		"customer_id": "123-456-7890", "conversion_action": "987654321", "developer_token": "dev-token-abc",
+		"client_id": "1234.apps.googleusercontent.com", "client_secret": "gcs-secret", "refresh_token": "1//refresh",
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		p[kv[i]] = kv[i+1]
+	}
+	return p
+}
+
+// goldenTokenServer is an OAuth token endpoint that hands out one fixed
+// access token, so that golden requests are stable.
+func goldenTokenServer(t *testing.T) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"ya29.golden-access-token","expires_in":3599,"token_type":"Bearer"}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // formatRequest prints a request the way the golden files hold it: method
@@ -187,7 +337,14 @@ func TestGolden(t *testing.T) {
 		t.Run(preset, func(t *testing.T) {
 			var out strings.Builder
 			for _, gc := range cases {
-				d, err := New(gc.cfg)
+				cfg := gc.cfg
+				if cfg.Now == nil {
+					cfg.Now = fixNow
+				}
+				if cfg.Preset == "google_ads" {
+					cfg.Params["token_url"] = goldenTokenServer(t)
+				}
+				d, err := New(cfg)
 				if err != nil {
 					t.Fatalf("%s: New: %v", gc.name, err)
 				}

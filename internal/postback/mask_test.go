@@ -2,7 +2,9 @@ package postback
 
 import (
 	"context"
+	"encoding/base64"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,6 +31,7 @@ func TestMaskerBySecretValue(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Now = fixNow
 			d, err := New(tc.cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -91,4 +94,56 @@ func TestMaskerStrings(t *testing.T) {
 func fixtureRequest() (r record.Request) {
 	r.URL = "https://n.example.com/?access_token=abc&x=1"
 	return r
+}
+
+// TestNewPresetsMaskSecrets renders each new preset's request with its
+// secrets and checks that the stored copy shows none of them, nor the
+// access token a token refresh obtained.
+func TestNewPresetsMaskSecrets(t *testing.T) {
+	tok := newTokenStub(t)
+	tok.body = `{"access_token":"ya29.secret-access-token","expires_in":3600}`
+	uuidClick := "d154e622-278a-4103-b191-5cbebae4047a"
+	for _, tc := range []struct {
+		cfg    Config
+		param  string
+		shown  string // the secret the rendered request carries
+		hidden []string
+	}{
+		{Config{Preset: "google_ads", Params: googleAdsGoldenParams("token_url", tok.srv.URL, "developer_token", "dev-SECRET-1")},
+			"gclid", "dev-SECRET-1", []string{"ya29.secret-access-token"}},
+		{Config{Preset: "microsoft_ads", Params: map[string]string{"tag_id": "1", "access_token": "ms-SECRET-2"}}, "msclkid", "ms-SECRET-2", nil},
+		{Config{Preset: "pinterest", Params: map[string]string{"ad_account_id": "1", "access_token": "pin-SECRET-3"}}, "epik", "pin-SECRET-3", nil},
+		{Config{Preset: "snapchat", Params: map[string]string{"pixel_id": "p", "access_token": "snap-SECRET-4/+="}}, "ScCid", "snap-SECRET-4/+=", nil},
+		{Config{Preset: "reddit", Params: map[string]string{"ad_account_id": "a", "access_token": "rdt-SECRET-5"}}, "rdt_cid", "rdt-SECRET-5", nil},
+		{Config{Preset: "posthog", Params: map[string]string{"api_key": "phc_SECRET-6"}}, "x", "phc_SECRET-6", nil},
+		{Config{Preset: "matomo", URL: "https://m.example.com", Params: map[string]string{"site_id": "1", "token_auth": "mt-SECRET-7"}}, "x", "mt-SECRET-7", nil},
+		{Config{Preset: "rewardful", Params: map[string]string{"api_secret": "rw-SECRET-8"}}, "x", "rw-SECRET-8", nil},
+		{Config{Preset: "firstpromoter", Params: map[string]string{"api_key": "fp-SECRET-9", "account_id": "acc"}}, "fpr", "fp-SECRET-9", nil},
+		{Config{Preset: "tapfiliate", Params: map[string]string{"api_key": "tap-SECRET-10"}}, "ref", "tap-SECRET-10", nil},
+	} {
+		t.Run(tc.cfg.Preset, func(t *testing.T) {
+			d := mustNew(t, tc.cfg)
+			r, err := d.Render(context.Background(), fixture(tc.cfg.Preset, tc.param, uuidClick))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := r.URL + r.Body + strings.Join(flatten(r.Header), "\n")
+			if !strings.Contains(raw, tc.shown) && !strings.Contains(raw, url.QueryEscape(tc.shown)) &&
+				!strings.Contains(raw, base64.StdEncoding.EncodeToString([]byte(tc.shown+":"))) {
+				t.Fatalf("the request does not carry the secret: %s", raw)
+			}
+			masked := NewMasker(Secrets(tc.cfg)...).Request(r)
+			out := masked.URL + masked.Body + strings.Join(flatten(masked.Header), "\n")
+			for _, s := range append(tc.hidden, tc.shown, url.QueryEscape(tc.shown)) {
+				if strings.Contains(out, s) {
+					t.Errorf("stored request shows %q:\n%s", s, out)
+				}
+			}
+			for k, v := range tc.cfg.Params {
+				if slices.Contains(presetParams[tc.cfg.Preset].secrets, k) && !slices.Contains(Secrets(tc.cfg), v) {
+					t.Errorf("secret param %s is not among Secrets", k)
+				}
+			}
+		})
+	}
 }

@@ -283,8 +283,9 @@ type support struct {
 }
 
 // newSupport reads Config.Events, else the "events" param (comma-separated
-// event names, or "*" for all; default defEvents), and Config.Statuses (default approved
-// and pending), and refuses statuses the preset cannot report.
+// event names, or "*" for all; default defEvents), and Config.Statuses
+// (default approved and pending, those of them the preset can report), and
+// refuses statuses the preset cannot report.
 func newSupport(preset string, cfg Config, defEvents string, capable ...order.Status) (support, error) {
 	s := support{statuses: map[order.Status]bool{}}
 	ev := strings.TrimSpace(cfg.Params["events"])
@@ -308,7 +309,13 @@ func newSupport(preset string, cfg Config, defEvents string, capable ...order.St
 	}
 	want := cfg.Statuses
 	if len(want) == 0 {
-		want = []order.Status{order.StatusApproved, order.StatusPending}
+		// Default: approved and pending orders, as far as the preset can
+		// report them (commission programs take paid sales only).
+		for _, st := range []order.Status{order.StatusApproved, order.StatusPending} {
+			if can[st] {
+				want = append(want, st)
+			}
+		}
 	}
 	for _, st := range want {
 		if !can[st] {
@@ -333,10 +340,15 @@ func refundLike(event string, status order.Status) bool {
 
 // allows reports whether the preset is told of (event, status). A "refund"
 // event counts as a refunded status and passes the event filter, since it
-// undoes an event that did pass it.
+// undoes an event that did pass it. A cancellation passes only an event
+// list that names it: "*" does not take it, since a destination that
+// counts sales would read it as a rejected sale.
 func (s support) allows(event string, status order.Status) bool {
 	if event == "refund" {
 		return s.statuses[order.StatusRefunded]
+	}
+	if event == order.EventCancel && !s.events[event] {
+		return false
 	}
 	if s.events != nil && !s.events[event] {
 		return false

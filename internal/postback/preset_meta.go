@@ -3,14 +3,13 @@ package postback
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
 	"github.com/caddy-postback/caddy-postback/internal/record"
@@ -23,7 +22,8 @@ import (
 //
 //	{"data":[{"event_name":…,"event_time":<unix s>,"event_id":…,"action_source":"website",
 //	  "event_source_url":<landing URL>,
-//	  "user_data":{"em":[sha256],"client_ip_address":…,"client_user_agent":…,"fbc":…},
+//	  "user_data":{"em":[sha256],"ph":[sha256],"fn":…,"ln":…,"ct":…,"st":…,"zp":…,"country":…,
+//	    "client_ip_address":…,"client_user_agent":…,"fbc":…},
 //	  "custom_data":{"currency":…,"value":<number>,"order_id":…}}],
 //	 "test_event_code":…}
 //
@@ -31,8 +31,13 @@ import (
 // v21.0, the version in Meta's doc example), test_event_code. The test code
 // is sent only with test conversions (Conversion.Test), so a code left in the
 // config never diverts real traffic into Meta's test tool. The token rides in
-// the query as documented; Request.Redacted masks it for logs. Meta takes no
-// refunds: only approved and pending orders; every event by default.
+// the query as documented; a Masker hides it. Meta takes no refunds: only
+// approved and pending orders; every event by default.
+//
+// The customer's identifiers are the order's hashes in Meta's forms, sent
+// unless the visitor denied ad_user_data at the click. An event older than
+// seven days is refused at send time: Meta answers such a request with an
+// error for every event in it.
 func init() { register("meta_capi", metaCapiParams, newMetaCAPI) }
 
 var metaCapiParams = paramSpec{
@@ -74,6 +79,7 @@ func newMetaCAPI(cfg Config) (Destination, error) {
 		fields:   []field{{"access_token", lit(p["access_token"])}},
 		testCode: p["test_event_code"],
 		sup:      sup,
+		now:      clock(cfg),
 	}, nil
 }
 
@@ -82,7 +88,11 @@ type metaPreset struct {
 	fields   []field
 	testCode string
 	sup      support
+	now      func() time.Time
 }
+
+// metaMaxAge is how old an event Meta takes ("up to 7 days in the past").
+const metaMaxAge = 7 * 24 * time.Hour
 
 type metaBody struct {
 	Data          []metaEvent `json:"data"`
@@ -101,6 +111,13 @@ type metaEvent struct {
 
 type metaUserData struct {
 	Em              []string `json:"em,omitempty"`
+	Ph              []string `json:"ph,omitempty"`
+	Fn              string   `json:"fn,omitempty"`
+	Ln              string   `json:"ln,omitempty"`
+	Ct              string   `json:"ct,omitempty"`
+	St              string   `json:"st,omitempty"`
+	Zp              string   `json:"zp,omitempty"`
+	Country         string   `json:"country,omitempty"`
 	ClientIPAddress string   `json:"client_ip_address,omitempty"`
 	ClientUserAgent string   `json:"client_user_agent,omitempty"`
 	Fbc             string   `json:"fbc,omitempty"`
@@ -128,6 +145,9 @@ func metaEventName(event string) string {
 
 // Render implements Destination.
 func (d *metaPreset) Render(_ context.Context, c *record.Postback) (record.Request, error) {
+	if err := notOlderThan("meta_capi", c, d.now(), metaMaxAge, "7 days"); err != nil {
+		return record.Request{}, err
+	}
 	u, err := d.ep.render(c, d.fields)
 	if err != nil {
 		return record.Request{}, err
@@ -148,8 +168,10 @@ func (d *metaPreset) Render(_ context.Context, c *record.Postback) (record.Reque
 	if strings.HasPrefix(tp.LandingURL, "https://") || strings.HasPrefix(tp.LandingURL, "http://") {
 		ev.EventSourceURL = tp.LandingURL
 	}
-	if h := hashEmail(c.Order.Email); h != "" {
-		ev.UserData.Em = []string{h}
+	if cu := customerFor(c); cu != nil {
+		ud := &ev.UserData
+		ud.Em, ud.Ph = hashList(cu.Email), hashList(cu.Phone)
+		ud.Fn, ud.Ln, ud.Ct, ud.St, ud.Zp, ud.Country = cu.FirstName, cu.LastName, cu.City, cu.Region, cu.PostalCode, cu.Country
 	}
 	cd := metaCustomData{OrderID: c.Order.ID}
 	if c.Order.HasAmount {
@@ -178,15 +200,12 @@ func metaFbc(c *record.Postback) string {
 	return "fb.1." + strconv.FormatInt(tp.CapturedAt.UnixMilli(), 10) + "." + tp.ClickID
 }
 
-// hashEmail normalizes an email as Meta requires (trim, lower case) and
-// returns its SHA-256 in hex, or "" for no email.
-func hashEmail(email string) string {
-	e := strings.ToLower(strings.TrimSpace(email))
-	if e == "" {
-		return ""
+// hashList is a one-hash list, or nil for no hash.
+func hashList(h string) []string {
+	if h == "" {
+		return nil
 	}
-	sum := sha256.Sum256([]byte(e))
-	return hex.EncodeToString(sum[:])
+	return []string{h}
 }
 
 // decimalNumber renders an amount as a JSON number straight from its

@@ -11,7 +11,8 @@ import (
 )
 
 func TestPresetNames(t *testing.T) {
-	want := "awin binom cj everflow ga4_mp get impact keitaro meta_capi post redtrack tiktok tune voluum"
+	want := "awin binom cj everflow firstpromoter ga4_mp get google_ads impact keitaro matomo meta_capi microsoft_ads " +
+		"pinterest plausible post posthog reddit redtrack rewardful snapchat tapfiliate tiktok tune voluum"
 	if got := strings.Join(PresetNames(), " "); got != want {
 		t.Errorf("PresetNames = %s\nwant          %s", got, want)
 	}
@@ -42,6 +43,28 @@ func TestPresetConfigErrors(t *testing.T) {
 			"api_version"},
 		{Config{Preset: "ga4_mp", Params: map[string]string{"measurement_id": "G-1"}}, "needs api_secret"},
 		{Config{Preset: "tiktok", Params: map[string]string{"access_token": "t"}}, "needs pixel_code"},
+		{Config{Preset: "google_ads", Params: googleAdsGoldenParams("refresh_token", "")}, "needs refresh_token"},
+		{Config{Preset: "google_ads", Params: googleAdsGoldenParams("customer_id", "acme")}, "customer_id"},
+		{Config{Preset: "google_ads", Params: googleAdsGoldenParams("conversion_action", "purchases")}, "conversion_action"},
+		{Config{Preset: "google_ads", Params: googleAdsGoldenParams("login_customer_id", "x")}, "login_customer_id"},
+		{Config{Preset: "google_ads", Params: googleAdsGoldenParams("api_version", "26")}, "api_version"},
+		{Config{Preset: "google_ads", Params: googleAdsGoldenParams("token_url", "oauth2.googleapis.com/token")}, "token_url"},
+		{Config{Preset: "google_ads", Params: googleAdsGoldenParams("token_url", "https://user:pw@proxy.example.com/token")}, "token_url"},
+		{Config{Preset: "google_ads", Params: googleAdsGoldenParams("user_identifiers", "maybe")}, "user_identifiers"},
+		{Config{Preset: "microsoft_ads", Params: map[string]string{"tag_id": "1"}}, "needs access_token"},
+		{Config{Preset: "pinterest", Params: map[string]string{"access_token": "t"}}, "needs ad_account_id"},
+		{Config{Preset: "snapchat", Params: map[string]string{"pixel_id": "p", "access_token": "t", "url": "x"}}, "does not know url"},
+		{Config{Preset: "snapchat", URL: "https://tr.example.com/?access_token={sub1}", Params: map[string]string{"pixel_id": "p", "access_token": "t"}}, "sets access_token itself"},
+		{Config{Preset: "reddit", Params: map[string]string{"access_token": "t"}}, "needs ad_account_id"},
+		{Config{Preset: "posthog", Params: map[string]string{"api_key": "k", "region": "ap"}}, "region"},
+		{Config{Preset: "plausible", Params: map[string]string{"site": "https://s.example.com/"}}, "site"},
+		{Config{Preset: "matomo", Params: map[string]string{"site_id": "1"}}, "needs url or domain"},
+		{Config{Preset: "matomo", URL: "https://m.example.com", Params: map[string]string{"site_id": "one"}}, "site_id"},
+		{Config{Preset: "matomo", URL: "https://m.example.com", Params: map[string]string{"site_id": "1", "goal_lead": "x"}}, "goal_lead"},
+		{Config{Preset: "matomo", URL: "https://m.example.com", Params: map[string]string{"site_id": "1", "currency": "euros"}}, "currency"},
+		{Config{Preset: "rewardful", Params: map[string]string{"api_secret": "s"}, Statuses: []order.Status{order.StatusRefunded}}, "cannot report refunded"},
+		{Config{Preset: "firstpromoter", Params: map[string]string{"api_key": "k"}}, "needs account_id"},
+		{Config{Preset: "tapfiliate", Params: map[string]string{"api_key": "k"}, Statuses: []order.Status{order.StatusPending}}, "cannot report pending"},
 		// URL and domain handling.
 		{Config{Preset: "voluum", URL: "https://a.example.com", Params: map[string]string{"domain": "b.example.com"}}, "not both"},
 		{Config{Preset: "voluum", Params: map[string]string{"domain": "evil.com/x"}}, "bare host name"},
@@ -105,11 +128,33 @@ func TestPresetSupports(t *testing.T) {
 			{"purchase", P, true}, {"purchase", R, false}}},
 		{Config{Preset: "redtrack", Params: map[string]string{"domain": "r.example.com"}}, []q{
 			{"purchase", A, true}, {"purchase", J, false}}},
+		{Config{Preset: "google_ads", Params: googleAdsGoldenParams()}, []q{
+			{"purchase", A, true}, {"purchase", P, true}, {"lead", A, false}, {"purchase", R, false}, {order.EventRebill, A, false}}},
+		{Config{Preset: "google_ads", Params: googleAdsGoldenParams("events", "lead")}, []q{
+			{"lead", A, true}, {"purchase", A, false}}},
+		{Config{Preset: "microsoft_ads", Params: map[string]string{"tag_id": "1", "access_token": "t"}}, []q{
+			{"purchase", A, true}, {"signup", P, true}, {"purchase", R, false}, {"refund", A, false}}},
+		{Config{Preset: "pinterest", Params: map[string]string{"ad_account_id": "1", "access_token": "t"}}, []q{
+			{"purchase", A, true}, {"purchase", J, false}}},
+		{Config{Preset: "snapchat", Params: map[string]string{"pixel_id": "p", "access_token": "t"}}, []q{
+			{"purchase", A, true}, {"purchase", R, false}}},
+		{Config{Preset: "reddit", Params: map[string]string{"ad_account_id": "a", "access_token": "t"}}, []q{
+			{"lead", A, true}, {"purchase", R, false}}},
+		{Config{Preset: "posthog", Params: map[string]string{"api_key": "k"}}, []q{
+			{"purchase", A, true}, {"purchase", R, false}}},
+		{Config{Preset: "plausible", Params: map[string]string{"site": "s.example.com"}}, []q{
+			{"signup", A, true}, {"purchase", R, false}}},
+		{Config{Preset: "matomo", URL: "https://m.example.com", Params: map[string]string{"site_id": "1", "goal_lead": "4"}}, []q{
+			{"purchase", A, true}, {order.EventRebill, A, true}, {"lead", A, true}, {"signup", A, false}, {"purchase", R, false}}},
+		{Config{Preset: "rewardful", Params: map[string]string{"api_secret": "s"}}, []q{
+			{"purchase", A, true}, {order.EventRebill, A, true}, {"purchase", P, false}, {"purchase", R, false}, {"lead", A, false}}},
+		{Config{Preset: "firstpromoter", Params: map[string]string{"api_key": "k", "account_id": "a"}}, []q{
+			{"purchase", A, true}, {order.EventRebill, A, true}, {"purchase", R, true}, {"refund", A, true},
+			{order.EventCancel, J, true}, {"purchase", P, false}, {"lead", A, false}}},
+		{Config{Preset: "tapfiliate", Params: map[string]string{"api_key": "k"}}, []q{
+			{"purchase", A, true}, {order.EventRebill, A, true}, {"purchase", R, false}, {"purchase", P, false}}},
 	} {
-		d, err := New(tc.cfg)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.cfg.Preset, err)
-		}
+		d := mustNew(t, tc.cfg)
 		for _, c := range tc.checks {
 			if got := d.Supports(c.event, c.status); got != c.want {
 				t.Errorf("%s %v: Supports(%s, %s) = %v, want %v", tc.cfg.Preset, tc.cfg.Params, c.event, c.status, got, c.want)
@@ -140,7 +185,7 @@ func TestUserURLOverridesHostAndKeepsQuery(t *testing.T) {
 		t.Errorf("query %v", q)
 	}
 	// A path in the user's URL replaces the preset's.
-	d, _ = New(Config{Preset: "meta_capi", URL: "http://127.0.0.1:9000/mock/meta", Params: map[string]string{"pixel_id": "1", "access_token": "t"}})
+	d = mustNew(t, Config{Preset: "meta_capi", URL: "http://127.0.0.1:9000/mock/meta", Params: map[string]string{"pixel_id": "1", "access_token": "t"}})
 	r, _ = d.Render(context.Background(), fixture("meta", "fbclid", "x"))
 	if r.URL != "http://127.0.0.1:9000/mock/meta?access_token=t" {
 		t.Errorf("meta url %s", r.URL)
@@ -148,11 +193,8 @@ func TestUserURLOverridesHostAndKeepsQuery(t *testing.T) {
 }
 
 func TestMetaHashAndFbc(t *testing.T) {
-	if got := hashEmail(fixEmail); got != fixEmailHash {
-		t.Errorf("hashEmail = %s, want Meta's example %s", got, fixEmailHash)
-	}
-	if hashEmail("  ") != "" {
-		t.Error("blank email hashed")
+	if got := fixCustomer.Email; got != fixEmailHash {
+		t.Errorf("e-mail hash = %s, want Meta's example %s", got, fixEmailHash)
 	}
 	c := fixture("meta", "fbclid", fixFbclid)
 	if got, want := metaFbc(c), "fb.1.1741944413589."+fixFbclid; got != want {
@@ -184,9 +226,11 @@ func TestGA4ClientID(t *testing.T) {
 
 func TestParamNames(t *testing.T) {
 	got := strings.Join(ParamNames(), " ")
-	want := "access_token account_sid api_secret api_version auth_token campaign_id cid commission_group domain " +
-		"event_id event_type_code event_type_id events key measurement_id merchant nid offer_id pixel_code pixel_id " +
-		"return security_token test_event_code type verification_token"
+	want := "access_token account_id account_sid ad_account_id api_key api_secret api_version auth_token campaign_id cid " +
+		"client_id client_secret commission_group commission_type conversion_action currency customer_id developer_token " +
+		"domain event_id event_type_code event_type_id events key login_customer_id measurement_id merchant nid offer_id " +
+		"pixel_code pixel_id refresh_token region return security_token site site_id tag_id test_event_code token_auth " +
+		"token_url type user_identifiers verification_token"
 	if got != want {
 		t.Errorf("ParamNames:\n got %s\nwant %s", got, want)
 	}

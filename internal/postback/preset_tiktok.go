@@ -17,7 +17,7 @@ import (
 //	Content-Type: application/json
 //
 //	{"event_source":"web","event_source_id":<pixel code>,"data":[{"event":…,"event_time":<unix s>,
-//	  "event_id":…,"user":{"ttclid":…,"email":sha256,"ip":…,"user_agent":…},"page":{"url":…},
+//	  "event_id":…,"user":{"ttclid":…,"email":sha256,"phone":sha256,"ip":…,"user_agent":…},"page":{"url":…},
 //	  "properties":{"currency":…,"value":<number>,"order_id":…,"contents":[…]}}]}
 //
 // The 2.0 body is known only from third-party copies of TikTok's sample
@@ -28,7 +28,8 @@ import (
 // signup → CompleteRegistration, others as given.
 //
 // Params: pixel_code and access_token (required), test_event_code (sent
-// only with test conversions, as for Meta). TikTok answers HTTP 200 with a
+// only with test conversions, as for Meta). The customer's e-mail and phone
+// go hashed unless the visitor denied ad_user_data at the click. TikTok answers HTTP 200 with a
 // JSON code; anything but code 0 is a Reject (no rate-limit code is
 // documented in the reference; HTTP 429 still retries). Refunds are not
 // supported; every event by default.
@@ -84,6 +85,7 @@ type tiktokEvent struct {
 type tiktokUser struct {
 	Ttclid    string `json:"ttclid,omitempty"`
 	Email     string `json:"email,omitempty"`
+	Phone     string `json:"phone,omitempty"`
 	IP        string `json:"ip,omitempty"`
 	UserAgent string `json:"user_agent,omitempty"`
 }
@@ -129,7 +131,12 @@ func (d *tiktokPreset) Render(_ context.Context, c *record.Postback) (record.Req
 		Event:     tiktokEventName(o.Event),
 		EventTime: eventTime(c).Unix(),
 		EventID:   EventID(c),
-		User:      tiktokUser{Email: hashEmail(o.Email), IP: tp.ClientIP, UserAgent: tp.UserAgent},
+		User:      tiktokUser{IP: tp.ClientIP, UserAgent: tp.UserAgent},
+	}
+	// TikTok hashes the trimmed, lower-cased e-mail and the E.164 phone
+	// number with its "+".
+	if cu := customerFor(c); cu != nil {
+		ev.User.Email, ev.User.Phone = cu.Email, cu.PhoneE164
 	}
 	if tp.Param == "ttclid" {
 		ev.User.Ttclid = tp.ClickID

@@ -24,6 +24,9 @@ func fuzzParse(t *testing.T, p Provider, r *Request) {
 func FuzzStripeParse(f *testing.F) {
 	f.Add(fixture(f, "stripe_session_completed.json"))
 	f.Add(fixture(f, "stripe_charge_refunded.json"))
+	f.Add(fixture(f, "stripe_session_subscription.json"))
+	f.Add(fixture(f, "stripe_invoice_paid_cycle.json"))
+	f.Add(fixture(f, "stripe_subscription_deleted.json"))
 	f.Add([]byte(`{"id":"evt_1","object":"event","type":"checkout.session.completed","data":{"object":{"id":"cs_1","payment_intent":{"id":7},"amount_total":"x","metadata":[1]}}}`))
 	f.Add([]byte(`{"id":"evt_1","type":"charge.refunded","data":{"object":{"id":"ch_1","amount_refunded":-99999999999999999999}}}`))
 	p := newStripe(f)
@@ -59,6 +62,8 @@ func FuzzPaddleParse(f *testing.F) {
 	f.Add([]byte(paddleVectorPayload))
 	f.Add(fixture(f, "paddle_transaction_completed.json"))
 	f.Add(fixture(f, "paddle_adjustment_refund.json"))
+	f.Add(fixture(f, "paddle_transaction_recurring.json"))
+	f.Add(fixture(f, "paddle_subscription_canceled.json"))
 	f.Add([]byte(`{"event_type":"transaction.completed","data":{"id":"txn_1","details":{"totals":{"grand_total":"1e9","currency_code":"XX"}},"custom_data":"s"}}`))
 	p, _ := NewPaddle(Config{Secrets: []string{paddleVectorSecret}})
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -69,6 +74,9 @@ func FuzzPaddleParse(f *testing.F) {
 func FuzzLemonSqueezyParse(f *testing.F) {
 	f.Add("order_created", fixture(f, "lemonsqueezy_order_created.json"))
 	f.Add("order_refunded", fixture(f, "lemonsqueezy_order_refunded.json"))
+	f.Add("order_created", fixture(f, "lemonsqueezy_order_subscription.json"))
+	f.Add("subscription_payment_success", fixture(f, "lemonsqueezy_subscription_payment_success.json"))
+	f.Add("subscription_cancelled", fixture(f, "lemonsqueezy_subscription_cancelled.json"))
 	f.Add("", []byte(`{"meta":{"event_name":"order_created"},"data":{"id":5,"attributes":{"status":"paid","total":"12.5","currency":7}}}`))
 	p, _ := NewLemonSqueezy(Config{Secrets: []string{lemonSecret}})
 	f.Fuzz(func(t *testing.T, event string, body []byte) {

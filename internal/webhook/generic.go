@@ -337,7 +337,7 @@ func (g *Generic) Parse(r *Request) (Event, error) {
 		EventID:    ev.ID,
 		Status:     order.Status(st),
 		ID:         strings.TrimSpace(scalarString(get(g.cfg.OrderIDPath))),
-		Email:      scalarString(get(g.cfg.EmailPath)),
+		Customer:   order.NewCustomer(order.CustomerInfo{Email: scalarString(get(g.cfg.EmailPath))}),
 		Coupon:     scalarString(get(g.cfg.CouponPath)),
 		SessionRef: strings.TrimSpace(scalarString(get(g.cfg.SessionPath))),
 	}

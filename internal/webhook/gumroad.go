@@ -109,7 +109,9 @@ func (g *Gumroad) Parse(r *Request) (Event, error) {
 		Event:  g.cfg.Event,
 		ID:     saleID,
 		Status: order.StatusApproved,
-		Email:  form.Get("email"),
+		Customer: order.NewCustomer(order.CustomerInfo{
+			Email: form.Get("email"), FullName: form.Get("full_name"),
+		}),
 		Coupon: form.Get("offer_code"),
 	}
 	switch {

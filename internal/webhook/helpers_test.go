@@ -136,6 +136,14 @@ func checkInvariants(tb testing.TB, p Provider, ev Event, err error) {
 	}
 }
 
+// emailOf is the hashed (trimmed, lower-case) e-mail an order carries.
+func emailOf(o order.Order) string {
+	if o.Customer == nil {
+		return ""
+	}
+	return o.Customer.Email
+}
+
 // amount parses a decimal for comparisons.
 func amount(tb testing.TB, s string) order.Decimal {
 	tb.Helper()

@@ -15,7 +15,14 @@ import (
 // Paddle verifies and parses Paddle Billing notifications.
 //
 // Order ID: the transaction ID (txn_…); refund adjustments name it in
-// transaction_id.
+// transaction_id. A transaction that starts a subscription carries the
+// subscription ID (sub_…) as an alias; a later transaction of the same
+// subscription (origin subscription_recurring, or subscription_charge and
+// subscription_update for one-off and upgrade charges) is a rebill with the
+// subscription as its OriginalID, and subscription.canceled cancels the
+// subscription's sale. Paddle Billing notifications carry no e-mail (only
+// customer_id); data.customer.email is read when a sender includes the
+// customer entity.
 //
 // Event ID: event_id (evt_…), shared by every delivery of one event;
 // notification_id is used only when event_id is missing.
@@ -105,11 +112,12 @@ func parsePaddleSignature(h string) (tsText string, ts int64, h1 []string, err e
 	return tsText, ts, h1, nil
 }
 
-// Parse reads transaction.completed and transaction.paid (approved order)
-// and approved refund or chargeback adjustments (adjustment.created or
-// adjustment.updated: refunded, amount = the adjustment's total). Refunds
-// start as pending_approval and are ignored until Paddle approves them.
-// Everything else is ignored.
+// Parse reads transaction.completed and transaction.paid (approved order,
+// or rebill for a subscription's later transactions), approved refund or
+// chargeback adjustments (adjustment.created or adjustment.updated:
+// refunded, amount = the adjustment's total) and subscription.canceled.
+// Refunds start as pending_approval and are ignored until Paddle approves
+// them. Everything else is ignored.
 func (p *Paddle) Parse(r *Request) (Event, error) {
 	if err := validJSON("paddle", r.Body); err != nil {
 		return Event{}, err
@@ -136,6 +144,17 @@ func (p *Paddle) Parse(r *Request) (Event, error) {
 			return Event{}, fmt.Errorf("paddle: %w: %s without a transaction id", ErrMalformed, ev.Topic)
 		}
 		o.Status = order.StatusApproved
+		if sub := data.Get("subscription_id").Str; sub != "" {
+			switch origin := data.Get("origin").Str; origin {
+			case "subscription_recurring", "subscription_charge", "subscription_update":
+				o.Event, o.OriginalID = order.EventRebill, sub
+			case "subscription_payment_method_change":
+				ev.Reason = "payment method change: no sale"
+				return ev, nil
+			default:
+				o.Aliases = []string{sub}
+			}
+		}
 		totals := data.Get("details.totals")
 		cur := totals.Get("currency_code").Str
 		if cur == "" {
@@ -150,7 +169,26 @@ func (p *Paddle) Parse(r *Request) (Event, error) {
 		custom := data.Get("custom_data")
 		o.SessionRef = strings.TrimSpace(objectString(custom, p.cfg.SessionField))
 		o.ClickIDs = metadataClickIDs(custom, p.cfg.SessionField)
+		o.Customer = order.NewCustomer(order.CustomerInfo{
+			Email:      data.Get("customer.email").Str,
+			FullName:   data.Get("customer.name").Str,
+			City:       data.Get("address.city").Str,
+			Region:     data.Get("address.region").Str,
+			PostalCode: data.Get("address.postal_code").Str,
+			Country:    data.Get("address.country_code").Str,
+		})
 		ev.Kind, ev.Order = KindOrder, o
+		return ev, nil
+	case "subscription.canceled":
+		o.ID = data.Get("id").Str
+		if o.ID == "" {
+			return Event{}, fmt.Errorf("paddle: %w: %s without a subscription id", ErrMalformed, ev.Topic)
+		}
+		o.Event, o.Status = order.EventCancel, order.StatusRejected
+		if at := parseTime(data.Get("canceled_at")); !at.IsZero() {
+			o.OccurredAt = at
+		}
+		ev.Kind, ev.Order = KindStatus, o
 		return ev, nil
 	case "adjustment.created", "adjustment.updated":
 		action, status := data.Get("action").Str, data.Get("status").Str

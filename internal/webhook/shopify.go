@@ -99,10 +99,7 @@ func (s *Shopify) order(ev Event, root gjson.Result, kind Kind, st order.Status)
 	}
 	setCurrency(&o, root.Get("currency").Str)
 	setDecimalAmount(&o, root.Get("total_price"), "total_price")
-	o.Email = root.Get("email").Str
-	if o.Email == "" {
-		o.Email = root.Get("contact_email").Str
-	}
+	o.Customer = shopifyCustomer(root)
 	o.Coupon = root.Get("discount_codes.0.code").Str
 	o.OccurredAt = parseTime(root.Get("processed_at"))
 	if o.OccurredAt.IsZero() {
@@ -166,6 +163,27 @@ func (s *Shopify) refund(ev Event, root gjson.Result) (Event, error) {
 	o.Amount, o.HasAmount = sum, found
 	ev.Kind, ev.Order = KindStatus, o
 	return ev, nil
+}
+
+// shopifyCustomer hashes what an order says of its buyer: the order's
+// e-mail and phone, else the customer's; names and address from the
+// billing address, else the shipping address, else the customer.
+func shopifyCustomer(root gjson.Result) *order.Customer {
+	addr := root.Get("billing_address")
+	if !addr.IsObject() {
+		addr = root.Get("shipping_address")
+	}
+	cust := root.Get("customer")
+	return order.NewCustomer(order.CustomerInfo{
+		Email:      firstNonEmpty(root.Get("email").Str, root.Get("contact_email").Str, cust.Get("email").Str),
+		Phone:      firstNonEmpty(root.Get("phone").Str, addr.Get("phone").Str, cust.Get("phone").Str),
+		FirstName:  firstNonEmpty(addr.Get("first_name").Str, cust.Get("first_name").Str),
+		LastName:   firstNonEmpty(addr.Get("last_name").Str, cust.Get("last_name").Str),
+		City:       addr.Get("city").Str,
+		Region:     firstNonEmpty(addr.Get("province_code").Str, addr.Get("province").Str),
+		PostalCode: addr.Get("zip").Str,
+		Country:    addr.Get("country_code").Str,
+	})
 }
 
 // addDecimal adds two decimals exactly, reporting false on overflow.

@@ -131,7 +131,7 @@ type Event struct {
 	// orders/paid, …).
 	Topic string
 	// Order is filled for KindOrder and KindStatus: Source
-	// "webhook:<provider>", Event, ID, Amount, Currency, Status, Email,
+	// "webhook:<provider>", Event, ID, Amount, Currency, Status, Customer,
 	// SessionRef, ClickIDs, Coupon.
 	Order order.Order
 	// Reason says why an event is ignored, or notes something about a kept

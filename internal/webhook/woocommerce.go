@@ -136,7 +136,17 @@ func (w *WooCommerce) Parse(r *Request) (Event, error) {
 	}
 	setCurrency(&o, root.Get("currency").Str)
 	setDecimalAmount(&o, root.Get("total"), "total")
-	o.Email = root.Get("billing.email").Str
+	billing := root.Get("billing")
+	o.Customer = order.NewCustomer(order.CustomerInfo{
+		Email:      billing.Get("email").Str,
+		Phone:      billing.Get("phone").Str,
+		FirstName:  billing.Get("first_name").Str,
+		LastName:   billing.Get("last_name").Str,
+		City:       billing.Get("city").Str,
+		Region:     billing.Get("state").Str,
+		PostalCode: billing.Get("postcode").Str,
+		Country:    billing.Get("country").Str,
+	})
 	o.Coupon = root.Get("coupon_lines.0.code").Str
 	o.OccurredAt = wooTime(root.Get("date_paid_gmt").Str)
 	if o.OccurredAt.IsZero() {
