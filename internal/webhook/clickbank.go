@@ -318,10 +318,14 @@ func (c *ClickBank) Parse(r *Request) (Event, error) {
 	if ev.Kind == KindStatus {
 		refundedAmount(&o)
 	}
-	o.Email = strings.TrimSpace(root.Get("customer.billing.email").Str)
-	if o.Email == "" {
-		o.Email = strings.TrimSpace(root.Get("customer.shipping.email").Str)
+	email := strings.TrimSpace(root.Get("customer.billing.email").Str)
+	if email == "" {
+		email = strings.TrimSpace(root.Get("customer.shipping.email").Str)
 	}
+	o.Customer = order.NewCustomer(order.CustomerInfo{Email: email,
+		FirstName: root.Get("customer.billing.firstName").Str, LastName: root.Get("customer.billing.lastName").Str,
+		City: root.Get("customer.billing.address.city").Str, Region: root.Get("customer.billing.address.state").Str,
+		PostalCode: root.Get("customer.billing.address.postalCode").Str, Country: root.Get("customer.billing.address.country").Str})
 	c.tracking(&o, root)
 	if test {
 		ev.Reason = "test notification"

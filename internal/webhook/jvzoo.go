@@ -184,11 +184,11 @@ func (j *JVZoo) parse(f jvzooFields) (Event, error) {
 		ev.ID = receipt + ":" + txType + ":" + form.Get("ctranstime")
 	}
 	o := order.Order{
-		Source:  "webhook:jvzoo",
-		Event:   j.cfg.Event,
-		ID:      receipt,
-		EventID: ev.ID,
-		Email:   strings.TrimSpace(form.Get(f.email)),
+		Source:   "webhook:jvzoo",
+		Event:    j.cfg.Event,
+		ID:       receipt,
+		EventID:  ev.ID,
+		Customer: order.NewCustomer(order.CustomerInfo{Email: form.Get(f.email)}),
 	}
 	if !f.v2 {
 		// v2's date has no time zone, so only v1's epoch is kept.

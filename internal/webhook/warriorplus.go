@@ -154,11 +154,11 @@ func (w *WarriorPlus) Parse(r *Request) (Event, error) {
 		ev.ID = saleID + ":" + action + ":" + strconv.Itoa(payNo)
 	}
 	o := order.Order{
-		Source:  "webhook:warriorplus",
-		Event:   w.cfg.Event,
-		ID:      saleID,
-		EventID: ev.ID,
-		Email:   strings.TrimSpace(form.Get("WP_BUYER_EMAIL")),
+		Source:   "webhook:warriorplus",
+		Event:    w.cfg.Event,
+		ID:       saleID,
+		EventID:  ev.ID,
+		Customer: order.NewCustomer(order.CustomerInfo{Email: form.Get("WP_BUYER_EMAIL"), FullName: form.Get("WP_BUYER_NAME")}),
 	}
 	amount := form.Get("WP_SALE_AMOUNT")
 	switch {
