@@ -38,37 +38,49 @@ const sweepBatch = `
 DELETE FROM {s}.%[1]s WHERE (%[2]s) IN (
 	SELECT %[2]s FROM {s}.%[1]s WHERE expires_at < $1 LIMIT $2)`
 
-// sweep deletes what expired, table by table, SweepBatch rows per
-// statement, and reports how many rows it deleted. It stops at the first
-// error (the next sweep starts over) or when the store closes.
+// sweep deletes what expired, table by table, and reports how many rows it
+// deleted. It stops at the first error (the next sweep starts over) or when
+// the store closes.
 func (s *Store) sweep() int {
 	cutoff := s.opts.Now().Add(-sweepGrace)
 	total := 0
 	for _, t := range sweptTables {
-		query := s.sql(fmt.Sprintf(sweepBatch, t.table, t.key))
-		for {
-			select {
-			case <-s.stop:
-				return total
-			default:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), s.opts.StatementTimeout)
-			tag, err := s.pool.Exec(ctx, query, cutoff, s.opts.SweepBatch)
-			cancel()
-			if err != nil {
-				s.log.Warn("postgres sweep failed; expired rows stay until the next sweep",
-					zap.String("table", t.table), zap.Error(s.fail("sweeping", err)))
-				return total
-			}
-			n := int(tag.RowsAffected())
-			total += n
-			if n < s.opts.SweepBatch {
-				break
-			}
+		n, _, err := s.sweepTable(t, cutoff)
+		total += n
+		if err != nil {
+			s.log.Warn("postgres sweep failed; expired rows stay until the next sweep",
+				zap.String("table", t.table), zap.Error(err))
+			return total
 		}
 	}
 	if total > 0 {
 		s.log.Debug("postgres sweep", zap.Int("deleted", total))
 	}
 	return total
+}
+
+// sweepTable deletes the rows of one table that expired before cutoff,
+// SweepBatch rows per statement, each statement its own transaction, and
+// reports how many rows and statements that took.
+func (s *Store) sweepTable(t swept, cutoff time.Time) (deleted, statements int, err error) {
+	query := s.sql(fmt.Sprintf(sweepBatch, t.table, t.key))
+	for {
+		select {
+		case <-s.stop:
+			return deleted, statements, nil
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.StatementTimeout)
+		tag, err := s.pool.Exec(ctx, query, cutoff, s.opts.SweepBatch)
+		cancel()
+		if err != nil {
+			return deleted, statements, s.fail("sweeping "+t.table, err)
+		}
+		statements++
+		n := int(tag.RowsAffected())
+		deleted += n
+		if n < s.opts.SweepBatch {
+			return deleted, statements, nil
+		}
+	}
 }
