@@ -257,7 +257,11 @@ func TestSweeperDeletesInBatches(t *testing.T) {
 	if n := count(t, s, "deliveries"); n != 1 {
 		t.Fatalf("%d deliveries left, want the waiting one", n)
 	}
-	if _, err := s.Delivery(bg, res.Queued[1], later); err != nil {
+	waiting := res.Queued[0]
+	if waiting == claimed[0].ID {
+		waiting = res.Queued[1]
+	}
+	if _, err := s.Delivery(bg, waiting, later); err != nil {
 		t.Fatalf("the waiting delivery: %v", err)
 	}
 }
