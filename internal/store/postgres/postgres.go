@@ -117,8 +117,11 @@ type Store struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
-	stop      chan struct{}
-	done      chan struct{}
+	// life is canceled by Close, ending the background work's statements.
+	life    context.Context
+	endLife context.CancelFunc
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // Open connects to the database described by o and returns the store. It
@@ -165,6 +168,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	s.life, s.endLife = context.WithCancel(context.Background())
 	first, cancel := context.WithTimeout(ctx, o.ConnectTimeout+o.StatementTimeout)
 	err = s.migrate(first)
 	cancel()
@@ -226,6 +230,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.stop)
+		s.endLife()
 		<-s.done
 		s.pool.Close()
 	})
@@ -270,7 +275,7 @@ func (s *Store) migrateUntilDone() bool {
 		case <-time.After(delay - minDelay):
 		case <-s.kick:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.ConnectTimeout+s.opts.StatementTimeout)
+		ctx, cancel := context.WithTimeout(s.life, s.opts.ConnectTimeout+s.opts.StatementTimeout)
 		err := s.migrate(ctx)
 		cancel()
 		if err == nil {

@@ -47,9 +47,11 @@ func (s *Store) sweep() int {
 	for _, t := range sweptTables {
 		n, _, err := s.sweepTable(t, cutoff)
 		total += n
-		if err != nil {
+		if err != nil && s.life.Err() == nil {
 			s.log.Warn("postgres sweep failed; expired rows stay until the next sweep",
 				zap.String("table", t.table), zap.Error(err))
+		}
+		if err != nil {
 			return total
 		}
 	}
@@ -65,12 +67,10 @@ func (s *Store) sweep() int {
 func (s *Store) sweepTable(t swept, cutoff time.Time) (deleted, statements int, err error) {
 	query := s.sql(fmt.Sprintf(sweepBatch, t.table, t.key))
 	for {
-		select {
-		case <-s.stop:
+		if s.life.Err() != nil {
 			return deleted, statements, nil
-		default:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.StatementTimeout)
+		ctx, cancel := context.WithTimeout(s.life, s.opts.StatementTimeout)
 		tag, err := s.pool.Exec(ctx, query, cutoff, s.opts.SweepBatch)
 		cancel()
 		if err != nil {
