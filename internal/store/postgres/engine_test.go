@@ -443,3 +443,88 @@ FROM generate_series(1, $5::int) AS g`), record.IDFloor(now)[:12], network, now,
 		t.Fatal(err)
 	}
 }
+
+// TestRoundTrips: the capture path and the queue's hot calls each take one
+// round trip to the database (counted as the writes the store sends
+// through a proxy), once their statements are prepared.
+func TestRoundTrips(t *testing.T) {
+	proxy, dsn := pgtest.NewProxy(t, pgtest.Start(t).Database(t))
+	s := open(t, Options{DSN: dsn, MaxConns: 1})
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	n := 0
+	newSession := func() error {
+		n++
+		id := fmt.Sprintf("s%d", n)
+		return s.CreateSession(bg, &record.Session{ID: id, CreatedAt: now, Touchpoints: []record.Touchpoint{touchpoint("n", "c"+id, now, time.Hour)}})
+	}
+	addTouchpoint := func() error {
+		return s.AddTouchpoints(bg, "s1", []record.Touchpoint{touchpoint("m", fmt.Sprint("a", n), now, time.Hour)}, "1.2", 20, now)
+	}
+	readSession := func() error { _, err := s.Session(bg, "s1", now); return err }
+	findClicks := func() error { _, err := s.FindClicks(bg, "cs1", now, 10); return err }
+	// A conversion credited to two networks, a delivery to each.
+	recordOrder := func() error {
+		n++
+		orderID := fmt.Sprint("o", n)
+		conv := &record.Conversion{ID: record.NewID(now), CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+			Order: order.Order{Source: "page:checkout", Event: "purchase", ID: orderID, Status: order.StatusApproved}}
+		var ds []record.Delivery
+		for _, network := range []string{"n", "m"} {
+			conv.Credits = append(conv.Credits, record.Credit{Network: network, Touchpoint: touchpoint(network, "c", now, time.Hour)})
+			ds = append(ds, record.Delivery{ID: record.NewID(now), Network: network, Key: network + "/purchase/" + orderID,
+				Request: record.Request{Method: "GET", URL: "https://n.example/"}})
+		}
+		res, err := s.Record(bg, store.Recording{Conversion: conv, ConversionKey: "purchase/" + orderID, Deliveries: ds,
+			Now: now, DedupUntil: now.Add(time.Hour)})
+		if err == nil && (len(res.Queued) != 2 || res.Conversion == nil) {
+			err = fmt.Errorf("recorded %+v", res)
+		}
+		return err
+	}
+	var claimed []record.Delivery
+	claim := func() error {
+		var err error
+		claimed, _, err = s.Claim(bg, "n", "w", 1, now, now.Add(time.Minute))
+		if err == nil && len(claimed) != 1 {
+			err = fmt.Errorf("claimed %d", len(claimed))
+		}
+		return err
+	}
+	complete := func() error {
+		return s.Complete(bg, claimed[0].ID, "w", record.Attempt{At: now, Status: 200}, claimed[0].Request, now.Add(time.Hour))
+	}
+	trips := func(call func() error) int64 {
+		t.Helper()
+		before := proxy.Sends()
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+		return proxy.Sends() - before
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want int64
+	}{
+		{"CreateSession", newSession, 1},
+		{"AddTouchpoints", addTouchpoint, 1},
+		{"Session", readSession, 1},
+		{"FindClicks", findClicks, 1},
+		// begin; the markers; the conversion and the deliveries; commit.
+		{"Record", recordOrder, 4},
+		{"Claim", claim, 1},
+		{"Complete", complete, 1},
+	} {
+		// The first call prepares the statements.
+		trips(tc.call)
+		if tc.name == "Complete" {
+			trips(recordOrder)
+			trips(claim)
+		}
+		got := trips(tc.call)
+		t.Logf("%s: %d round trips", tc.name, got)
+		if got != tc.want {
+			t.Errorf("%s took %d round trips, want %d", tc.name, got, tc.want)
+		}
+	}
+}

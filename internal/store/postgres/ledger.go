@@ -22,31 +22,46 @@ const (
 	markConversion = "conversion"
 )
 
-// setMarkers sets markers that are absent or expired, and returns the keys
+// setMarkers sets markers that are absent or expired, and returns the ones
 // it set; the others are live. A marker being set by a transaction that has
 // not committed yet makes this statement wait for it, so that concurrent
-// recordings of one key, on any node, set it once.
+// recordings of one key, on any node, set it once. Rows are written in key
+// order, so that two recordings wait for each other without deadlocking.
 const setMarkers = `
 INSERT INTO {s}.markers AS m (kind, key, expires_at)
-SELECT $1, k, $3 FROM unnest($2::text[]) AS k ORDER BY k
+SELECT u.kind, u.key, u.expires_at FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(kind, key, expires_at)
+ORDER BY u.kind, u.key
 ON CONFLICT (kind, key) DO UPDATE SET expires_at = excluded.expires_at
 WHERE m.expires_at <= $4
-RETURNING key`
+RETURNING kind, key`
 
-func (s *Store) setMarkers(ctx context.Context, tx pgx.Tx, kind string, keys []string, until, now time.Time) (map[string]bool, error) {
-	rows, err := tx.Query(ctx, s.sql(setMarkers), kind, keys, until, now)
+// marker is one marker to set.
+type marker struct {
+	kind, key string
+	until     time.Time
+}
+
+// setMarkers sets the markers given (each kind and key once) and returns
+// those it set.
+func (s *Store) setMarkers(ctx context.Context, tx pgx.Tx, ms []marker, now time.Time) (map[marker]bool, error) {
+	kinds, keys, untils := make([]string, len(ms)), make([]string, len(ms)), make([]time.Time, len(ms))
+	for i, m := range ms {
+		kinds[i], keys[i], untils[i] = m.kind, m.key, m.until
+	}
+	rows, err := tx.Query(ctx, s.sql(setMarkers), kinds, keys, untils, now)
 	if err != nil {
-		return nil, fmt.Errorf("setting %s markers: %w", kind, err)
+		return nil, fmt.Errorf("setting markers: %w", err)
 	}
-	set, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	set := map[marker]bool{}
+	var m marker
+	_, err = pgx.ForEachRow(rows, []any{&m.kind, &m.key}, func() error {
+		set[marker{kind: m.kind, key: m.key}] = true
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("setting %s markers: %w", kind, err)
+		return nil, fmt.Errorf("setting markers: %w", err)
 	}
-	out := make(map[string]bool, len(set))
-	for _, k := range set {
-		out[k] = true
-	}
-	return out, nil
+	return set, nil
 }
 
 const insertConversion = `
@@ -79,11 +94,12 @@ func (s *Store) Record(ctx context.Context, r store.Recording) (store.Recorded, 
 func (s *Store) record(ctx context.Context, tx pgx.Tx, r store.Recording) (store.Recorded, error) {
 	var out store.Recorded
 	if r.EventKey != "" {
-		set, err := s.setMarkers(ctx, tx, markEvent, []string{r.EventKey}, r.EventUntil, r.Now)
+		event := marker{kind: markEvent, key: r.EventKey}
+		set, err := s.setMarkers(ctx, tx, []marker{{markEvent, r.EventKey, r.EventUntil}}, r.Now)
 		if err != nil {
 			return out, err
 		}
-		if !set[r.EventKey] {
+		if !set[event] {
 			// Nothing was written: committing the empty transaction is
 			// the same as rolling it back.
 			return store.Recorded{SeenEvent: true}, nil
@@ -97,84 +113,86 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, r store.Recording) (store
 		out.Entry = e
 	}
 
-	// Deliveries whose key is marked already are duplicates; so is a
-	// second delivery with one key in this recording.
-	var keys []string
+	// The deliveries' idempotency markers and the conversion's, in one
+	// statement.
+	var marks []marker
+	seen := map[string]bool{}
 	for _, d := range r.Deliveries {
-		if d.Key != "" {
-			keys = append(keys, d.Key)
+		if d.Key != "" && !seen[d.Key] {
+			seen[d.Key] = true
+			marks = append(marks, marker{markDelivery, d.Key, r.DedupUntil})
 		}
 	}
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	fresh := map[string]bool{}
-	if len(keys) > 0 {
+	conversionMark := marker{kind: markConversion, key: r.ConversionKey}
+	if r.Conversion != nil && r.ConversionKey != "" {
+		// Kept as long as the conversion or the deliveries' markers.
+		until := r.DedupUntil
+		if r.Conversion.ExpiresAt.After(until) {
+			until = r.Conversion.ExpiresAt
+		}
+		marks = append(marks, marker{markConversion, r.ConversionKey, until})
+	}
+	set := map[marker]bool{}
+	if len(marks) > 0 {
 		var err error
-		if fresh, err = s.setMarkers(ctx, tx, markDelivery, keys, r.DedupUntil, r.Now); err != nil {
+		if set, err = s.setMarkers(ctx, tx, marks, r.Now); err != nil {
 			return out, err
 		}
 	}
+
+	// A delivery whose key was marked before is a duplicate; so is a
+	// second delivery with one key in this recording.
 	var queued []record.Delivery
 	var skipped []string
 	for _, d := range r.Deliveries {
 		if d.Key != "" {
-			if !fresh[d.Key] {
+			m := marker{kind: markDelivery, key: d.Key}
+			if !set[m] {
 				out.Duplicates = append(out.Duplicates, d.Key)
 				skipped = append(skipped, d.Network)
 				continue
 			}
-			fresh[d.Key] = false // a second delivery with this key is a duplicate
+			set[m] = false
+		}
+		if d.ID == "" {
+			d.ID = record.NewID(r.Now)
 		}
 		queued = append(queued, d)
 	}
 
-	if c := r.Conversion; c != nil {
-		keep := len(queued) > 0
-		if r.ConversionKey != "" {
-			until := r.DedupUntil
-			if c.ExpiresAt.After(until) {
-				until = c.ExpiresAt
-			}
-			set, err := s.setMarkers(ctx, tx, markConversion, []string{r.ConversionKey}, until, r.Now)
-			if err != nil {
-				return out, err
-			}
-			keep = keep || set[r.ConversionKey]
-		} else {
-			keep = true
+	// The conversion and the deliveries go in one batch.
+	b := &pgx.Batch{}
+	if c := r.Conversion; c != nil && (len(queued) > 0 || r.ConversionKey == "" || set[conversionMark]) {
+		conv := *c
+		if conv.ID == "" {
+			conv.ID = record.NewID(r.Now)
 		}
-		if keep {
-			conv := *c
-			if conv.ID == "" {
-				conv.ID = record.NewID(r.Now)
-			}
-			conv.Deliveries = []string{}
-			conv.Skipped = append(slices.Clone(c.Skipped), skipped...)
-			if conv.Skipped == nil {
-				conv.Skipped = []string{}
-			}
-			for i := range queued {
-				if queued[i].ID == "" {
-					queued[i].ID = record.NewID(r.Now)
-				}
-				conv.Deliveries = append(conv.Deliveries, queued[i].ID)
-			}
-			if err := s.insertConversion(ctx, tx, &conv); err != nil {
-				return out, err
-			}
-			out.Conversion = &conv
+		conv.Deliveries = []string{}
+		for _, d := range queued {
+			conv.Deliveries = append(conv.Deliveries, d.ID)
 		}
+		conv.Skipped = append(append([]string{}, c.Skipped...), skipped...)
+		if err := s.queueConversion(b, &conv); err != nil {
+			return out, err
+		}
+		out.Conversion = &conv
 	}
 	if len(queued) > 0 {
 		conversionID := ""
 		if out.Conversion != nil {
 			conversionID = out.Conversion.ID
 		}
-		ids, err := s.insertDeliveries(ctx, tx, conversionID, queued, r.Now)
-		if err != nil {
+		if err := s.queueDeliveries(b, conversionID, queued, r.Now); err != nil {
 			return out, err
 		}
-		out.Queued = ids
+		for _, d := range queued {
+			out.Queued = append(out.Queued, d.ID)
+		}
+	}
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return out, fmt.Errorf("storing the conversion and its deliveries: %w", err)
+		}
 	}
 	return out, nil
 }
@@ -197,20 +215,19 @@ func creditedNetworks(c *record.Conversion) []string {
 	return out
 }
 
-func (s *Store) insertConversion(ctx context.Context, tx pgx.Tx, c *record.Conversion) error {
+// queueConversion adds the insert of a conversion to b.
+func (s *Store) queueConversion(b *pgx.Batch, c *record.Conversion) error {
 	body, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("encoding the conversion: %w", err)
 	}
-	_, err = tx.Exec(ctx, s.sql(insertConversion), c.ID, c.SessionID, c.Order.Event, string(c.Order.Status),
+	b.Queue(s.sql(insertConversion), c.ID, c.SessionID, c.Order.Event, string(c.Order.Status),
 		sourceKind(c.Order.Source), creditedNetworks(c), c.CreatedAt, c.ExpiresAt, body)
-	if err != nil {
-		return fmt.Errorf("storing the conversion: %w", err)
-	}
 	return nil
 }
 
-func (s *Store) insertDeliveries(ctx context.Context, tx pgx.Tx, conversionID string, ds []record.Delivery, now time.Time) ([]string, error) {
+// queueDeliveries adds the insert of deliveries to b.
+func (s *Store) queueDeliveries(b *pgx.Batch, conversionID string, ds []record.Delivery, now time.Time) error {
 	n := len(ds)
 	ids, networks, attempts, requests, reasons, bodies := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n)
@@ -219,21 +236,18 @@ func (s *Store) insertDeliveries(ctx context.Context, tx pgx.Tx, conversionID st
 		ids[i], networks[i], tries[i], reasons[i] = d.ID, d.Network, int32(d.Tries), d.Reason
 		var err error
 		if attempts[i], err = encodeAttempts(d.Attempts); err != nil {
-			return nil, err
+			return err
 		}
 		if requests[i], err = encodeJSON(d.Request); err != nil {
-			return nil, err
+			return err
 		}
 		d.ConversionID = conversionID
 		if bodies[i], err = encodeJSON(immutablePart(d)); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	_, err := tx.Exec(ctx, s.sql(insertDeliveries), conversionID, now, ids, networks, tries, attempts, requests, reasons, bodies)
-	if err != nil {
-		return nil, fmt.Errorf("queueing deliveries: %w", err)
-	}
-	return ids, nil
+	b.Queue(s.sql(insertDeliveries), conversionID, now, ids, networks, tries, attempts, requests, reasons, bodies)
+	return nil
 }
 
 func encodeJSON(v any) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -19,6 +20,25 @@ type Proxy struct {
 	cut   bool
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
+
+	sends atomic.Int64
+}
+
+// Sends counts the writes clients made through the proxy so far. A client
+// that sends its messages together and then waits for the answer (one
+// round trip) makes one write: the difference across a call counts its
+// round trips.
+func (p *Proxy) Sends() int64 { return p.sends.Load() }
+
+// countingWriter counts the writes to w.
+type countingWriter struct {
+	w net.Conn
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	c.n.Add(1)
+	return c.w.Write(b)
 }
 
 // NewProxy starts a proxy to the server of dsn and returns it with a DSN
@@ -118,7 +138,7 @@ func (p *Proxy) forward(client net.Conn) {
 	defer p.untrack(server)
 	done := make(chan struct{}, 2)
 	go func() {
-		_, _ = io.Copy(server, client)
+		_, _ = io.Copy(countingWriter{server, &p.sends}, client)
 		done <- struct{}{}
 	}()
 	go func() {
