@@ -117,10 +117,10 @@ type Store struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
-	// life is canceled by Close, ending the background work's statements.
+	// life is canceled by Close: it stops the background goroutine and
+	// the statement it runs; done is closed when the goroutine has ended.
 	life    context.Context
 	endLife context.CancelFunc
-	stop    chan struct{}
 	done    chan struct{}
 }
 
@@ -165,7 +165,6 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		log:    o.Logger,
 		schema: pgx.Identifier{o.Schema}.Sanitize(),
 		kick:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
 	s.life, s.endLife = context.WithCancel(context.Background())
@@ -188,9 +187,13 @@ func (s *Store) sql(query string) string {
 	return strings.ReplaceAll(query, "{s}", s.schema)
 }
 
+// setNotReady keeps why the schema could not be migrated, for the calls
+// that fail until it is.
 func (s *Store) setNotReady(err error) {
-	e := fmt.Errorf("%w: schema not migrated yet: %w", store.ErrUnavailable, err)
-	s.notReady.Store(&e)
+	if !errors.Is(err, store.ErrUnavailable) {
+		err = fmt.Errorf("%w: the schema could not be migrated: %w", store.ErrUnavailable, err)
+	}
+	s.notReady.Store(&err)
 }
 
 // usable returns nil when calls may reach the database, or why not.
@@ -229,7 +232,6 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
-		close(s.stop)
 		s.endLife()
 		<-s.done
 		s.pool.Close()
@@ -248,7 +250,7 @@ func (s *Store) background() {
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-s.life.Done():
 			return
 		case <-t.C:
 			s.sweep()
@@ -258,19 +260,21 @@ func (s *Store) background() {
 
 // migrateUntilDone retries the migrations with a growing delay (1s to 30s),
 // sooner when a call finds the store not ready, but never more than once a
-// second. It reports false when the store was closed first.
+// second; it logs a failure at most every 30s. It reports false when the
+// store was closed first.
 func (s *Store) migrateUntilDone() bool {
 	const minDelay, maxDelay = time.Second, 30 * time.Second
 	delay := minDelay
+	var logged time.Time // a failure is logged at most every maxDelay
 	for {
 		// Wait at least minDelay, then until the delay ends or a call asks.
 		select {
-		case <-s.stop:
+		case <-s.life.Done():
 			return false
 		case <-time.After(minDelay):
 		}
 		select {
-		case <-s.stop:
+		case <-s.life.Done():
 			return false
 		case <-time.After(delay - minDelay):
 		case <-s.kick:
@@ -284,8 +288,11 @@ func (s *Store) migrateUntilDone() bool {
 			return true
 		}
 		s.setNotReady(err)
-		s.log.Warn("postgres storage still unavailable", zap.Duration("next_try_within", delay), zap.Error(err))
 		delay = min(delay*2, maxDelay)
+		if time.Since(logged) >= maxDelay {
+			logged = time.Now()
+			s.log.Warn("postgres storage still unavailable; retrying", zap.Duration("next_try_within", delay), zap.Error(err))
+		}
 	}
 }
 
