@@ -196,7 +196,10 @@ func startThrowaway() (*Server, error) {
 	}
 	run := func(name string, args ...string) error {
 		argv := append(append(append([]string(nil), prefix...), filepath.Join(bin, name)), args...)
-		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+		cmd := exec.Command(argv[0], argv[1:]...)
+		// The postgres user may not read the test's directory.
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%s: %w\n%s", name, err, out)
 		}
