@@ -248,11 +248,11 @@ func TestSweeperDeletesInBatches(t *testing.T) {
 	// table.
 	later := now.Add(365 * 24 * time.Hour)
 	clock.Store(&later)
-	s.sweep()
-	{
-		if n := count(t, s, "sessions") + count(t, s, "touchpoints") + count(t, s, "markers"); n != 0 {
-			t.Fatalf("%d sessions, touchpoints and markers left after a sweep", n)
-		}
+	if deleted := s.sweep(); deleted != 253+3+2+1 {
+		t.Errorf("the sweep deleted %d rows, want 259 (253 sessions, 3 touchpoints, 2 markers, 1 delivery)", deleted)
+	}
+	if n := count(t, s, "sessions") + count(t, s, "touchpoints") + count(t, s, "markers"); n != 0 {
+		t.Fatalf("%d sessions, touchpoints and markers left after a sweep", n)
 	}
 	if n := count(t, s, "deliveries"); n != 1 {
 		t.Fatalf("%d deliveries left, want the waiting one", n)
