@@ -260,6 +260,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.signer.Store(s)
 		secrets = append(secrets, secret)
 	}
+	if es, ok := a.engine.(interface{ Secrets() []string }); ok {
+		secrets = append(secrets, es.Secrets()...)
+	}
 	a.masker = postback.NewMasker(append(secrets, env.secrets...)...)
 
 	if !a.DisableMetrics {

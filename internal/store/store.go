@@ -18,6 +18,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
@@ -186,7 +187,9 @@ type ConversionQuery struct {
 	Network string
 	Event   string
 	Status  order.Status
-	// Source is the order's source ("page", "webhook", "endpoint", "test").
+	// Source is the order's source: "page", "webhook" (which matches each
+	// provider's "webhook:<provider>"), "endpoint", "test", or a full
+	// source such as "webhook:stripe" (see SourceIs).
 	Source    string
 	SessionID string
 	// Since and Until bound the creation time: at or after Since, before
@@ -305,6 +308,13 @@ type Meta interface {
 	// create's value first if there is none. Concurrent callers, on any
 	// node, all get the one value stored.
 	MetaGetOrCreate(ctx context.Context, name string, create func() []byte) ([]byte, error)
+}
+
+// SourceIs reports whether an order's source matches a source filter: the
+// same source, or the filter's kind ("webhook" for "webhook:stripe").
+func SourceIs(source, filter string) bool {
+	kind, _, _ := strings.Cut(source, ":")
+	return source == filter || kind == filter
 }
 
 // MaxLimit caps the page size of every listing.

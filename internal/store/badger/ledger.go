@@ -209,7 +209,7 @@ func (s *Store) Conversion(_ context.Context, id string, now time.Time) (*record
 func (s *Store) Conversions(_ context.Context, q store.ConversionQuery, now time.Time) ([]record.Conversion, string, error) {
 	match := func(c *record.Conversion) bool {
 		if q.Event != "" && c.Order.Event != q.Event || q.Status != "" && c.Order.Status != q.Status ||
-			q.Source != "" && c.Order.Source != q.Source || q.SessionID != "" && c.SessionID != q.SessionID {
+			q.Source != "" && !store.SourceIs(c.Order.Source, q.Source) || q.SessionID != "" && c.SessionID != q.SessionID {
 			return false
 		}
 		if q.Network != "" && !slices.ContainsFunc(c.Credits, func(cr record.Credit) bool { return cr.Network == q.Network }) {

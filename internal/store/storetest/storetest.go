@@ -544,7 +544,7 @@ func testConversionListing(t *testing.T, s store.Store) {
 		at := now.Add(time.Duration(i) * time.Millisecond)
 		conv := &record.Conversion{ID: record.NewID(at), SessionID: fmt.Sprintf("s%d", i%2), CreatedAt: at, ExpiresAt: at.Add(time.Hour),
 			Credits: []record.Credit{{Network: []string{"everflow", "meta"}[i%2]}},
-			Order:   order.Order{Source: []string{"page", "webhook"}[i%2], Event: []string{"purchase", "lead", "purchase"}[i%3], ID: fmt.Sprint(i), Status: order.StatusApproved}}
+			Order:   order.Order{Source: []string{"page", "webhook:stripe"}[i%2], Event: []string{"purchase", "lead", "purchase"}[i%3], ID: fmt.Sprint(i), Status: order.StatusApproved}}
 		if i == 6 {
 			conv.Order.Status = order.StatusRefunded
 		}
@@ -590,6 +590,8 @@ func testConversionListing(t *testing.T, s store.Store) {
 		{"event", store.ConversionQuery{Event: "lead"}, 2},
 		{"status", store.ConversionQuery{Status: order.StatusRefunded}, 1},
 		{"source", store.ConversionQuery{Source: "webhook"}, 3},
+		{"source with provider", store.ConversionQuery{Source: "webhook:stripe"}, 3},
+		{"source of another provider", store.ConversionQuery{Source: "webhook:shopify"}, 0},
 		{"session", store.ConversionQuery{SessionID: "s0"}, 4},
 		{"since", store.ConversionQuery{Since: now.Add(5 * time.Millisecond)}, 2},
 		{"until", store.ConversionQuery{Until: now.Add(2 * time.Millisecond)}, 2},
