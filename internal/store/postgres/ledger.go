@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -197,13 +196,6 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, r store.Recording) (store
 	return out, nil
 }
 
-// sourceKind returns the kind of an order's source: "page" of
-// "page:checkout", as ConversionQuery.Source names it.
-func sourceKind(source string) string {
-	kind, _, _ := strings.Cut(source, ":")
-	return kind
-}
-
 // creditedNetworks lists the networks credited with a conversion, once each.
 func creditedNetworks(c *record.Conversion) []string {
 	out := []string{}
@@ -222,7 +214,7 @@ func (s *Store) queueConversion(b *pgx.Batch, c *record.Conversion) error {
 		return fmt.Errorf("encoding the conversion: %w", err)
 	}
 	b.Queue(s.sql(insertConversion), c.ID, c.SessionID, c.Order.Event, string(c.Order.Status),
-		sourceKind(c.Order.Source), creditedNetworks(c), c.CreatedAt, c.ExpiresAt, body)
+		c.Order.Source, creditedNetworks(c), c.CreatedAt, c.ExpiresAt, body)
 	return nil
 }
 
@@ -306,7 +298,8 @@ func (s *Store) Conversions(ctx context.Context, q store.ConversionQuery, now ti
 		w.add("status = ?", string(q.Status))
 	}
 	if q.Source != "" {
-		w.add("source = ?", q.Source)
+		// store.SourceIs: the source itself, or its kind.
+		w.add("? IN (source, split_part(source, ':', 1))", q.Source)
 	}
 	if q.SessionID != "" {
 		w.add("session_id = ?", q.SessionID)

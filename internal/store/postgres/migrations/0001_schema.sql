@@ -59,8 +59,8 @@ CREATE TABLE {s}.order_keys (
 CREATE INDEX order_keys_order ON {s}.order_keys (order_id);
 CREATE INDEX order_keys_expiry ON {s}.order_keys (expires_at);
 
--- Conversions. source is the kind of the order's source ("page" of
--- "page:<rule>"); networks are the credited networks.
+-- Conversions. source is the order's source ("page", "webhook:stripe");
+-- networks are the credited networks.
 CREATE TABLE {s}.conversions (
 	id         text        PRIMARY KEY,
 	session_id text        NOT NULL DEFAULT '',
