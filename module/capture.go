@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-postback/caddy-postback/internal/capture"
+	"github.com/caddy-postback/caddy-postback/internal/store"
 )
 
 // capture records the click IDs of a landing request in the visitor's
@@ -52,8 +53,13 @@ func (h *Handler) capture(r *http.Request, signer *capture.Signer, sessionID, re
 	if fresh || id != sessionID {
 		ref = signer.Sign(id)
 	}
+	nets := a.recognizer.Networks()
 	for _, hit := range found.Hits {
 		a.clickCounters[hit.Network].Inc()
+		a.rt.tally.Add(store.StatClicks, nets[hit.Network].Name, "", "", "", 1, 0)
+	}
+	if fresh {
+		a.rt.tally.Add(store.StatSessions, "", "", "", "", 1, 0)
 	}
 	if c := h.logger.Check(zap.DebugLevel, "click captured"); c != nil {
 		c.Write(zap.Int("clicks", len(tps)), zap.Bool("new_session", fresh))

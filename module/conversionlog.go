@@ -6,7 +6,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-postback/caddy-postback/internal/conversion"
+	"github.com/caddy-postback/caddy-postback/internal/store"
 )
+
+// StatAllNetworks labels the conversion counters over every network.
+const StatAllNetworks = "*"
 
 // logConversion counts a recorded order and writes its one Info line: the
 // source, event, order, amount and the credited networks with why, and
@@ -34,6 +38,15 @@ func (a *App) logConversion(logger *zap.Logger, res conversion.Result) {
 		result = "duplicate"
 	}
 	a.metrics.conversions.WithLabelValues(o.Source, o.Event, result).Inc()
+	var minor int64
+	if o.HasAmount {
+		minor = o.Amount.Minor(o.Currency)
+	}
+	// One count over all conversions, and one per credited network.
+	a.rt.tally.Add(store.StatConversions, StatAllNetworks, o.Event, o.Currency, result, 1, minor)
+	for _, cr := range c.Credits {
+		a.rt.tally.Add(store.StatConversions, cr.Network, o.Event, o.Currency, result, 1, minor)
+	}
 	credited := make([]string, 0, len(c.Credits))
 	for _, cr := range c.Credits {
 		credited = append(credited, cr.Network+": "+cr.Reason)

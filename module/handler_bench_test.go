@@ -27,6 +27,7 @@ import (
 	"github.com/caddy-postback/caddy-postback/internal/conversion"
 	"github.com/caddy-postback/caddy-postback/internal/outbox"
 	"github.com/caddy-postback/caddy-postback/internal/record"
+	"github.com/caddy-postback/caddy-postback/internal/stats"
 	"github.com/caddy-postback/caddy-postback/internal/store"
 	badgerstore "github.com/caddy-postback/caddy-postback/internal/store/badger"
 )
@@ -144,7 +145,7 @@ func newBenchEnvOn(tb testing.TB, so badgerstore.Options, rules ...*Rule) *bench
 		logger:           nop,
 		recognizer:       rec,
 		sessions:         sessions,
-		rt:               &runtime{store: hs, dispatcher: outbox.New(hs, outbox.Options{})},
+		rt:               &runtime{store: hs, dispatcher: outbox.New(hs, outbox.Options{}), tally: stats.New(hs, nil)},
 		tracker: &conversion.Tracker{Store: hs, Policy: attribution.LastClick, SessionDailyLimit: -1,
 			Networks: map[string]conversion.Network{"demo": {
 				Attribution: attribution.Network{Role: cn.Role, Window: cn.Window}, Destination: dest,

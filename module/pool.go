@@ -1,6 +1,7 @@
 package module
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/caddy-postback/caddy-postback/internal/outbox"
 	"github.com/caddy-postback/caddy-postback/internal/record"
+	"github.com/caddy-postback/caddy-postback/internal/stats"
 	"github.com/caddy-postback/caddy-postback/internal/store"
 )
 
@@ -29,11 +31,21 @@ type runtime struct {
 	store      *store.Health
 	dispatcher *outbox.Dispatcher
 	opts       outbox.Options
+	// tally counts for the dashboard's overview; stopTally ends its
+	// flushes (after a last one).
+	tally     *stats.Tally
+	stopTally context.CancelFunc
+	tallyDone chan struct{}
 }
 
-// Destruct stops the dispatcher, then closes the store.
+// tallyEvery is how often the counts reach the storage.
+const tallyEvery = 5 * time.Second
+
+// Destruct stops the dispatcher and the tally, then closes the store.
 func (r *runtime) Destruct() error {
 	r.dispatcher.Stop()
+	r.stopTally()
+	<-r.tallyDone
 	if err := r.store.Close(); err != nil {
 		return fmt.Errorf("closing postback storage: %w", err)
 	}
@@ -51,9 +63,17 @@ func openRuntime(engine StorageEngine, do outbox.Options, logger *zap.Logger) (*
 			return nil, err
 		}
 		h := store.NewHealth(st, func(err error) { storageChanged(logger, engine, err) })
-		do.OnAttempt = observeAttempt
+		rt := &runtime{key: key, store: h, opts: do, tally: stats.New(h, now), tallyDone: make(chan struct{})}
+		do.OnAttempt = rt.observeAttempt
 		do.OnPause = observePause
-		return &runtime{key: key, store: h, dispatcher: outbox.New(h, do), opts: do}, nil
+		rt.dispatcher = outbox.New(h, do)
+		var ctx context.Context
+		ctx, rt.stopTally = context.WithCancel(context.Background())
+		go func() {
+			defer close(rt.tallyDone)
+			rt.tally.Run(ctx, tallyEvery)
+		}()
+		return rt, nil
 	})
 	if err != nil {
 		return nil, false, err
@@ -134,7 +154,8 @@ func currentApp() *App {
 }
 
 // observeAttempt counts a delivery attempt.
-func observeAttempt(network string, state record.State, status int, latency time.Duration) {
+func (r *runtime) observeAttempt(network string, state record.State, status int, latency time.Duration) {
+	r.tally.Add(store.StatAttempts, network, "", "", string(state), 1, latency.Microseconds())
 	m := sharedMetrics()
 	m.deliveries.WithLabelValues(network, string(state)).Inc()
 	m.attempts.WithLabelValues(network, string(state), statusClass(status)).Inc()

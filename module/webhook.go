@@ -203,6 +203,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request, wh *Webho
 	entry := record.WebhookEntry{ID: record.NewID(t), Provider: name, Path: wh.Path, ReceivedAt: t, ExpiresAt: t.Add(webhookLogRetention)}
 	answer := func(status int, result, reason string, body map[string]any) error {
 		a.metrics.webhooks.WithLabelValues(name, result).Inc()
+		a.rt.tally.Add(store.StatWebhooks, name, "", "", result, 1, 0)
 		entry.Result, entry.Reason = result, wh.masker.String(reason)
 		if result != record.WebhookRejected || h.rejections.allow(t) {
 			ctx, cancel := h.storageContext(r)
@@ -245,6 +246,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request, wh *Webho
 		entry.Payload = wh.masker.String(string(body))
 		h.logger.Warn("webhook authentic but unreadable; kept for inspection", zap.String("provider", name), zap.String("error", wh.masker.String(err.Error())))
 		a.metrics.webhooks.WithLabelValues(name, record.WebhookKept).Inc()
+		a.rt.tally.Add(store.StatWebhooks, name, "", "", record.WebhookKept, 1, 0)
 		entry.Result, entry.Reason = record.WebhookKept, wh.masker.String(err.Error())
 		ctx, cancel := h.storageContext(r)
 		defer cancel()

@@ -305,6 +305,16 @@ func (h *Health) WebhookLog(ctx context.Context, q WebhookQuery, now time.Time) 
 	return es, next, err
 }
 
+// AddStats implements Stats.
+func (h *Health) AddStats(ctx context.Context, stats []Stat) error {
+	return do(h, func() error { return h.Store.AddStats(ctx, stats) })
+}
+
+// Stats implements Stats.
+func (h *Health) Stats(ctx context.Context, since, until time.Time) ([]Stat, error) {
+	return call(h, func() ([]Stat, error) { return h.Store.Stats(ctx, since, until) })
+}
+
 // MetaGetOrCreate implements Meta.
 func (h *Health) MetaGetOrCreate(ctx context.Context, name string, create func() []byte) ([]byte, error) {
 	return call(h, func() ([]byte, error) { return h.Store.MetaGetOrCreate(ctx, name, create) })

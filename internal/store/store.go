@@ -63,6 +63,7 @@ type Store interface {
 	Queue
 	Webhooks
 	Meta
+	Stats
 	// Ping reports whether the store can serve reads and writes now; its
 	// error wraps ErrUnavailable when it cannot.
 	Ping(ctx context.Context) error
@@ -300,6 +301,43 @@ type Webhooks interface {
 	Webhook(ctx context.Context, id string, now time.Time) (*record.WebhookEntry, error)
 	// WebhookLog lists entries, newest first, and the next page's cursor.
 	WebhookLog(ctx context.Context, q WebhookQuery, now time.Time) ([]record.WebhookEntry, string, error)
+}
+
+// Stat is one counter of an hour: what the dashboard's overview sums over a
+// period without reading every record. Labels that do not apply are "".
+type Stat struct {
+	// Hour is the counted hour (UTC, truncated).
+	Hour time.Time `json:"hour"`
+	// Metric names what is counted: StatClicks, StatSessions,
+	// StatConversions, StatAttempts, StatWebhooks.
+	Metric string `json:"metric"`
+	// Network, Event, Currency and Result label the count.
+	Network  string `json:"network,omitempty"`
+	Event    string `json:"event,omitempty"`
+	Currency string `json:"currency,omitempty"`
+	Result   string `json:"result,omitempty"`
+	// Count is how many; Sum adds a quantity: revenue in the currency's
+	// minor units for conversions, latency in microseconds for attempts.
+	Count int64 `json:"count"`
+	Sum   int64 `json:"sum"`
+}
+
+// Stat metrics.
+const (
+	StatClicks      = "clicks"      // by network
+	StatSessions    = "sessions"    // new sessions
+	StatConversions = "conversions" // by network credited ("" for none), event, currency, result
+	StatAttempts    = "attempts"    // by network and result (delivered, retrying, dead)
+	StatWebhooks    = "webhooks"    // by network (the provider) and result
+)
+
+// Stats keeps hourly counters, added to by every node.
+type Stats interface {
+	// AddStats adds counts (and sums) to their hours' counters.
+	AddStats(ctx context.Context, stats []Stat) error
+	// Stats returns the counters of the hours from since (inclusive) to
+	// until (exclusive), one per hour and labels, in no set order.
+	Stats(ctx context.Context, since, until time.Time) ([]Stat, error)
 }
 
 // Meta keeps values every node of a cluster must share.

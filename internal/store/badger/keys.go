@@ -26,6 +26,7 @@ import (
 //	r/<lease end><delivery id>             running delivery, by lease end: network, queued-at
 //	x/<network>\0<delivery id>              dead delivery
 //	w/<entry id>                           webhook log entry (JSON)
+//	h/<hour>\0<metric>\0<labels…>           hourly counter (JSON)
 //
 // Every value starts with its expiry (see encode).
 const (
@@ -45,6 +46,7 @@ const (
 	pRunning    = "r/"
 	pDead       = "x/"
 	pWebhook    = "w/"
+	pStat       = "h/"
 )
 
 // key joins a prefix and parts with zero bytes.

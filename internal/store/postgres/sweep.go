@@ -30,6 +30,7 @@ var sweptTables = []swept{
 	{"conversions", "id"},
 	{"deliveries", "id"},
 	{"webhooks", "id"},
+	{"stats", "hour, metric, network, event, currency, result"},
 }
 
 // sweepBatch deletes up to $2 rows that expired before $1, found through

@@ -64,6 +64,8 @@ func Run(t *testing.T, h Harness) {
 		{"QueueStats", testQueueStats},
 		{"WebhookLog", testWebhookLog},
 		{"MetaGetOrCreate", testMetaGetOrCreate},
+		{"Stats", testStats},
+		{"StatsConcurrent", testStatsConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1039,6 +1041,62 @@ func testMetaGetOrCreate(t *testing.T, s store.Store) {
 	v := must[[]byte](t)(s.MetaGetOrCreate(bg, "cookie_key", func() []byte { return []byte("other") }))
 	if string(v) != vals[0] {
 		t.Fatalf("stored value changed to %q", v)
+	}
+}
+
+func testStats(t *testing.T, s store.Store) {
+	now := base()
+	hour := now.UTC().Truncate(time.Hour)
+	add := []store.Stat{
+		{Hour: hour.Add(10 * time.Minute), Metric: store.StatClicks, Network: "everflow", Count: 2},
+		{Hour: hour, Metric: store.StatClicks, Network: "everflow", Count: 3},
+		{Hour: hour, Metric: store.StatConversions, Network: "everflow", Event: "purchase", Currency: "EUR", Result: "credited", Count: 1, Sum: 4990},
+		{Hour: hour.Add(-time.Hour), Metric: store.StatClicks, Network: "everflow", Count: 7},
+		{Hour: hour.Add(-48 * time.Hour), Metric: store.StatClicks, Network: "everflow", Count: 100},
+	}
+	if err := s.AddStats(bg, add); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddStats(bg, []store.Stat{{Hour: hour, Metric: store.StatConversions, Network: "everflow", Event: "purchase", Currency: "EUR", Result: "credited", Count: 1, Sum: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	got := must[[]store.Stat](t)(s.Stats(bg, hour.Add(-time.Hour), hour.Add(time.Hour)))
+	sum := map[string][2]int64{}
+	for _, st := range got {
+		k := st.Hour.UTC().Format(time.RFC3339) + " " + st.Metric + " " + st.Network + " " + st.Event + " " + st.Currency + " " + st.Result
+		v := sum[k]
+		sum[k] = [2]int64{v[0] + st.Count, v[1] + st.Sum}
+	}
+	h := hour.Format(time.RFC3339)
+	want := map[string][2]int64{
+		h + " clicks everflow   ": {5, 0},
+		hour.Add(-time.Hour).Format(time.RFC3339) + " clicks everflow   ": {7, 0},
+		h + " conversions everflow purchase EUR credited":                 {2, 5000},
+	}
+	if fmt.Sprint(sum) != fmt.Sprint(want) {
+		t.Fatalf("stats %v, want %v", sum, want)
+	}
+}
+
+func testStatsConcurrent(t *testing.T, s store.Store) {
+	hour := base().UTC().Truncate(time.Hour)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				if err := s.AddStats(bg, []store.Stat{{Hour: hour, Metric: store.StatSessions, Count: 1}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := must[[]store.Stat](t)(s.Stats(bg, hour, hour.Add(time.Hour)))
+	if len(got) != 1 || got[0].Count != 80 {
+		t.Fatalf("80 concurrent additions summed to %+v", got)
 	}
 }
 

@@ -122,3 +122,18 @@ CREATE TABLE {s}.meta (
 	name  text  PRIMARY KEY,
 	value bytea NOT NULL
 );
+
+-- Hourly counters for the dashboard's overview, added to by every node.
+CREATE TABLE {s}.stats (
+	hour       timestamptz NOT NULL,
+	metric     text        NOT NULL,
+	network    text        NOT NULL,
+	event      text        NOT NULL,
+	currency   text        NOT NULL,
+	result     text        NOT NULL,
+	count      bigint      NOT NULL,
+	sum        bigint      NOT NULL,
+	expires_at timestamptz NOT NULL,
+	PRIMARY KEY (hour, metric, network, event, currency, result)
+);
+CREATE INDEX stats_expiry ON {s}.stats (expires_at);
