@@ -19,14 +19,13 @@ import (
 // tokenStub is an OAuth token endpoint: it counts refreshes, checks the
 // grant it receives, and answers what the test sets.
 type tokenStub struct {
-	srv      *httptest.Server
-	calls    atomic.Int32
-	mu       sync.Mutex
-	status   int
-	body     string
-	grants   []url.Values
-	gate     chan struct{} // when set, every refresh waits for it to close
-	lastPath string
+	srv    *httptest.Server
+	calls  atomic.Int32
+	mu     sync.Mutex
+	status int
+	body   string
+	grants []url.Values
+	gate   chan struct{} // when set, every refresh waits for it to close
 }
 
 func newTokenStub(t *testing.T) *tokenStub {
