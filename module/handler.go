@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-postback/caddy-postback/internal/capture"
+	"github.com/caddy-postback/caddy-postback/internal/decorate"
 )
 
 func init() {
@@ -38,6 +39,8 @@ type Handler struct {
 	// tokenPaths are the path prefixes of webhooks whose secret is in the path.
 	tokenPaths []tokenPath
 	bodies     bool // some rule reads the response body
+	// targets are the checkouts whose links are decorated.
+	targets []decorate.Target
 }
 
 // CaddyModule returns the Caddy module information.
@@ -104,8 +107,31 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 		return next.ServeHTTP(w, r)
 	}
 	rules := h.matchingRules(r)
-	if dw := h.decorateWriter(w, ref); dw != w {
-		defer dw.(*decorator).finish()
+	// A response that sets the session cookie, or that carries links
+	// decorated with this visitor's reference, must stay out of shared
+	// caches; the decorator marks it when the header is written.
+	setsSession := click && setsCookie(w.Header(), a.Cookie.Name)
+	if len(h.targets) > 0 || setsSession {
+		decorateRef := ""
+		if len(h.targets) > 0 {
+			decorateRef = ref
+			// Ask the upstream for an uncompressed body, which can be
+			// decorated as it streams; an outer encode handler compresses
+			// the result as the client asked. "identity" rather than no
+			// header: without one, Go's transport (reverse_proxy's) would
+			// ask for gzip itself. The access log sees the original.
+			accept, had := r.Header["Accept-Encoding"]
+			r.Header["Accept-Encoding"] = []string{"identity"}
+			defer func() {
+				if had {
+					r.Header["Accept-Encoding"] = accept
+				} else {
+					delete(r.Header, "Accept-Encoding")
+				}
+			}()
+		}
+		dw := h.newDecorator(w, decorateRef, setsSession)
+		defer dw.close()
 		w = dw
 	}
 	if len(rules) == 0 {

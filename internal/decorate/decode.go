@@ -14,9 +14,16 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// ErrUnsupportedEncoding is returned by NewDecodingWriter for a content
-// coding it cannot decode; the caller passes such a body on unchanged.
-var ErrUnsupportedEncoding = errors.New("unsupported content encoding")
+var (
+	// ErrUnsupportedEncoding is returned by NewDecodingWriter for a
+	// content coding it cannot decode; the caller passes such a body on
+	// unchanged.
+	ErrUnsupportedEncoding = errors.New("unsupported content encoding")
+	// ErrCorruptBody wraps the errors of a compressed body that does not
+	// decode: corrupt, cut short, or followed by more data. An error that
+	// does not wrap it is the destination's.
+	ErrCorruptBody = errors.New("compressed body does not decode")
+)
 
 // zstdMaxWindow is the largest zstd window accepted: RFC 9659 requires HTTP
 // zstd content to fit an 8 MB window.
@@ -83,7 +90,7 @@ func (d *DecodingWriter) run(encodings []string) {
 	var err error
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("decorate: decoder failed: %v", p)
+			err = fmt.Errorf("decorate: %w: the decoder failed: %v", ErrCorruptBody, p)
 		}
 		d.err = err
 		close(d.done)
@@ -100,15 +107,15 @@ func (d *DecodingWriter) run(encodings []string) {
 		var c io.Closer
 		r, c, err = decoder(encodings[i], r)
 		if err != nil {
-			err = fmt.Errorf("decorate: decoding %s: %w", encodings[i], err)
+			err = fmt.Errorf("decorate: %w: %s: %w", ErrCorruptBody, encodings[i], err)
 			return
 		}
 		if c != nil {
 			closers = append(closers, c)
 		}
 	}
-	if _, err = io.Copy(writerOnly{d.page}, r); err != nil {
-		err = fmt.Errorf("decorate: decoding %s: %w", strings.Join(encodings, ", "), err)
+	if _, err = io.Copy(writerOnly{d.page}, r); err != nil && d.page.err == nil {
+		err = fmt.Errorf("decorate: %w: %s: %w", ErrCorruptBody, strings.Join(encodings, ", "), err)
 	}
 }
 
@@ -235,7 +242,7 @@ func (d *DecodingWriter) ended(unread []byte) error {
 		return d.err
 	}
 	if len(unread) > 0 {
-		return errors.New("decorate: data after the end of the compressed body")
+		return fmt.Errorf("decorate: %w: data after its end", ErrCorruptBody)
 	}
 	return nil
 }

@@ -178,8 +178,8 @@ func TestDecodingWriterBadBodies(t *testing.T) {
 		for name, b := range cases {
 			for _, n := range []int{1, 100, len(b)} {
 				got, err := decodeInPieces(t, enc, b, n)
-				if err == nil {
-					t.Errorf("%s %s in pieces of %d: no error", enc, name, n)
+				if !errors.Is(err, ErrCorruptBody) {
+					t.Errorf("%s %s in pieces of %d: %v, want ErrCorruptBody", enc, name, n, err)
 				}
 				// A corrupt stream may decode to wrong bytes before its
 				// checksum tells: the client's decoder would do the same.

@@ -79,6 +79,7 @@ type Writer struct {
 	// held (the part that earlier writes left unfinished).
 	holding bool
 	held    []byte
+	out     []byte // what a write passes on, when a link in it is decorated
 	scratch []byte
 }
 
@@ -90,50 +91,102 @@ func NewWriter(dst io.Writer, targets []Target, ref string) *Writer {
 }
 
 // Write lexes p, passes on everything but an unfinished candidate value,
-// and reports p consumed. After an error from the destination every call
-// returns that error.
+// and reports p consumed. What a write passes on goes to the destination
+// in one write, as the upstream wrote it: a compressing writer after this
+// one decides on its first write whether the body is worth compressing.
+// After an error from the destination every call returns that error.
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	start := 0 // p[start:] is neither passed on nor held yet
+	start := 0     // p[start:] is neither passed on nor in w.out yet
+	began := false // a value held now began in p, at valStart
+	valStart := 0
 	for i := 0; i < len(p); {
 		i = w.lex(p, i)
 		switch w.event {
 		case valueStart:
-			w.emit(p[start:w.at])
-			start = w.at
-			w.holding = true
+			w.holding, began, valStart = true, true, w.at
 		case valueEnd:
 			if w.holding {
-				val := p[start:w.at]
-				if len(w.held) > 0 {
-					w.held = append(w.held, val...)
-					val = w.held
-				}
-				w.emitValue(val)
-				w.holding, w.held = false, w.held[:0]
-				start = w.at
+				start = w.endValue(p, start, valStart, began)
+				w.holding = false
 			}
 		}
 		w.event = none
 	}
 	if w.holding {
-		if len(w.held)+len(p)-start > MaxValue {
-			// Too long to be a checkout link worth holding for.
-			w.emit(w.held)
-			w.emit(p[start:])
-			w.holding, w.held = false, w.held[:0]
-		} else {
-			w.held = append(w.held, p[start:]...)
+		if began {
+			w.out = append(w.out, p[start:valStart]...)
+			start = valStart
 		}
-	} else {
+		w.held = append(w.held, p[start:]...)
+		start = len(p)
+		if len(w.held) > MaxValue {
+			// Too long to be a checkout link worth holding for.
+			w.out = append(w.out, w.held...)
+			w.holding, w.held = false, w.held[:0]
+		}
+	}
+	if len(w.out) == 0 {
 		w.emit(p[start:])
+	} else {
+		w.out = append(w.out, p[start:]...)
+		w.emit(w.out)
+		w.out = w.out[:0]
 	}
 	if w.err != nil {
 		return 0, w.err
 	}
 	return len(p), nil
+}
+
+// endValue decorates the value that ends at w.at in p, having begun at
+// valStart in p or, if not began, in an earlier write (the part held). It
+// moves what goes before the end of any insertion to w.out and returns
+// where the rest of p, not yet passed on, starts.
+func (w *Writer) endValue(p []byte, start, valStart int, began bool) int {
+	held := 0
+	val := p[valStart:w.at]
+	if !began {
+		held = len(w.held)
+		w.held = append(w.held, p[:w.at]...)
+		val = w.held
+	}
+	at, sep, t := 0, "", (*Target)(nil)
+	if len(val) <= MaxValue {
+		at, sep, t = w.plan(val)
+	}
+	switch {
+	case held > 0 && (t == nil || at < held):
+		// Part of the value was held: it goes before the rest of p.
+		if t == nil {
+			w.out = append(w.out, w.held[:held]...)
+		} else {
+			w.out = append(w.out, w.held[:at]...)
+			w.out = w.appendParam(w.out, sep, t)
+			w.out = append(w.out, w.held[at:held]...)
+		}
+	case held > 0:
+		w.out = append(w.out, w.held[:held]...)
+		w.out = append(w.out, p[:at-held]...)
+		w.out = w.appendParam(w.out, sep, t)
+		start = at - held
+	case t != nil:
+		w.out = append(w.out, p[start:valStart+at]...)
+		w.out = w.appendParam(w.out, sep, t)
+		start = valStart + at
+	}
+	w.held = w.held[:0]
+	return start
+}
+
+// appendParam appends the separator and t's parameter with the reference.
+func (w *Writer) appendParam(dst []byte, sep string, t *Target) []byte {
+	dst = append(dst, sep...)
+	dst = appendQueryEscaped(dst, t.Param)
+	dst = append(dst, '=')
+	return appendQueryEscaped(dst, w.ref)
 }
 
 // Flush passes on a held unfinished value, undecorated, so that a streamed
@@ -158,26 +211,4 @@ func (w *Writer) emit(b []byte) {
 		return
 	}
 	_, w.err = w.dst.Write(b)
-}
-
-// emitValue passes on a candidate attribute value, decorated if it is a
-// link to a target.
-func (w *Writer) emitValue(val []byte) {
-	if len(val) > MaxValue {
-		w.emit(val)
-		return
-	}
-	at, sep, t := w.plan(val)
-	if t == nil {
-		w.emit(val)
-		return
-	}
-	add := append(w.scratch[:0], sep...)
-	add = appendQueryEscaped(add, t.Param)
-	add = append(add, '=')
-	add = appendQueryEscaped(add, w.ref)
-	w.scratch = add
-	w.emit(val[:at])
-	w.emit(add)
-	w.emit(val[at:])
 }

@@ -320,3 +320,39 @@ func TestTargetValidate(t *testing.T) {
 		}
 	}
 }
+
+// countingWriter counts the writes it gets.
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.writes++
+	return c.Buffer.Write(p)
+}
+
+// TestOneWriteOut: each write passes on in one write, decorated links and
+// all, so that a compressing writer after this one sees the pieces the
+// upstream wrote (Caddy's encode decides on the first write's size).
+func TestOneWriteOut(t *testing.T) {
+	page, want := testPage()
+	var out countingWriter
+	w := NewWriter(&out, testTargets, testRef)
+	pieces := 0
+	for rest := page; len(rest) > 0; rest = rest[min(1000, len(rest)):] {
+		if _, err := w.Write([]byte(rest[:min(1000, len(rest))])); err != nil {
+			t.Fatal(err)
+		}
+		pieces++
+	}
+	_ = w.Close()
+	if out.String() != want {
+		t.Fatal("the page differs")
+	}
+	// A piece that ends inside a link value holds it back for the next,
+	// but never splits a write in two.
+	if out.writes > pieces+1 {
+		t.Fatalf("%d writes in, %d out", pieces, out.writes)
+	}
+}
