@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // MaxValue is the longest attribute value that is decorated. A longer value
@@ -79,8 +80,35 @@ type Writer struct {
 	// held (the part that earlier writes left unfinished).
 	holding bool
 	held    []byte
-	out     []byte // what a write passes on, when a link in it is decorated
+	// out is what a write passes on when it is not a stretch of p: a link
+	// in it was decorated, or a held value ended. Its buffer, outp, comes
+	// from outPool for the write.
+	out     []byte
+	outp    *[]byte
 	scratch []byte
+}
+
+// outPool holds buffers for Writer.out: a page written in 32 KiB pieces
+// would otherwise allocate one per visitor and page.
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10+512); return &b }}
+
+// buffer returns w.out, empty from the pool if the write has none yet.
+func (w *Writer) buffer() []byte {
+	if w.outp == nil {
+		w.outp = outPool.Get().(*[]byte)
+		w.out = (*w.outp)[:0]
+	}
+	return w.out
+}
+
+// release returns w.out's buffer to the pool once it is passed on: a
+// destination does not keep what it is given.
+func (w *Writer) release() {
+	if cap(w.out) <= 1<<20 {
+		*w.outp = w.out[:0]
+		outPool.Put(w.outp)
+	}
+	w.out, w.outp = nil, nil
 }
 
 // NewWriter returns a Writer that decorates links to targets with ref and
@@ -117,23 +145,23 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	if w.holding {
 		if began {
-			w.out = append(w.out, p[start:valStart]...)
+			w.out = append(w.buffer(), p[start:valStart]...)
 			start = valStart
 		}
 		w.held = append(w.held, p[start:]...)
 		start = len(p)
 		if len(w.held) > MaxValue {
 			// Too long to be a checkout link worth holding for.
-			w.out = append(w.out, w.held...)
+			w.out = append(w.buffer(), w.held...)
 			w.holding, w.held = false, w.held[:0]
 		}
 	}
-	if len(w.out) == 0 {
+	if w.outp == nil {
 		w.emit(p[start:])
 	} else {
 		w.out = append(w.out, p[start:]...)
 		w.emit(w.out)
-		w.out = w.out[:0]
+		w.release()
 	}
 	if w.err != nil {
 		return 0, w.err
@@ -161,19 +189,19 @@ func (w *Writer) endValue(p []byte, start, valStart int, began bool) int {
 	case held > 0 && (t == nil || at < held):
 		// Part of the value was held: it goes before the rest of p.
 		if t == nil {
-			w.out = append(w.out, w.held[:held]...)
+			w.out = append(w.buffer(), w.held[:held]...)
 		} else {
-			w.out = append(w.out, w.held[:at]...)
+			w.out = append(w.buffer(), w.held[:at]...)
 			w.out = w.appendParam(w.out, sep, t)
 			w.out = append(w.out, w.held[at:held]...)
 		}
 	case held > 0:
-		w.out = append(w.out, w.held[:held]...)
+		w.out = append(w.buffer(), w.held[:held]...)
 		w.out = append(w.out, p[:at-held]...)
 		w.out = w.appendParam(w.out, sep, t)
 		start = at - held
 	case t != nil:
-		w.out = append(w.out, p[start:valStart+at]...)
+		w.out = append(w.buffer(), p[start:valStart+at]...)
 		w.out = w.appendParam(w.out, sep, t)
 		start = valStart + at
 	}

@@ -87,9 +87,20 @@ type lexer struct {
 	match    int    // bytes of the raw element's name matched after "</", -1 when it differs
 }
 
-func isWhitespace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'
+// Byte classes, looked up in byteClass: the inner loops over names test
+// one table entry per byte.
+const (
+	space     = 1 << iota // ' ', '\t', '\n', '\f', '\r'
+	slashOrGT             // '/', '>': a name ends
+	equals                // '=': an attribute name ends
+)
+
+var byteClass = [256]uint8{
+	' ': space, '\t': space, '\n': space, '\f': space, '\r': space,
+	'/': slashOrGT, '>': slashOrGT, '=': equals,
 }
+
+func isWhitespace(c byte) bool { return byteClass[c]&space != 0 }
 
 func isAlpha(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
@@ -143,21 +154,22 @@ func (l *lexer) lex(p []byte, i int) int {
 				continue
 			}
 		case tagName:
-			for ; i < len(p); i++ {
-				c = p[i]
-				if isWhitespace(c) || c == '/' || c == '>' {
-					break
-				}
-				if l.nameLen < len(l.name) {
-					l.name[l.nameLen] = lower(c)
-					l.nameLen++
-				} else {
-					l.nameLen = len(l.name) + 1
-				}
+			j := i
+			for j < len(p) && byteClass[p[j]]&(space|slashOrGT) == 0 {
+				j++
 			}
-			if i == len(p) {
+			if n := l.nameLen + j - i; n <= len(l.name) {
+				for k, c := range p[i:j] {
+					l.name[l.nameLen+k] = lower(c)
+				}
+				l.nameLen = n
+			} else {
+				l.nameLen = len(l.name) + 1 // longer than any name of interest
+			}
+			if i = j; i == len(p) {
 				return i
 			}
+			c = p[i]
 			l.endTagName()
 			switch c {
 			case '/':
@@ -179,6 +191,19 @@ func (l *lexer) lex(p []byte, i int) int {
 				l.startAttr(c)
 			}
 		case attrName:
+			j := i
+			for j < len(p) && byteClass[p[j]]&(space|slashOrGT|equals) == 0 {
+				j++
+			}
+			if l.attrMatch >= 0 {
+				for _, c := range p[i:j] {
+					l.addAttrName(c)
+				}
+			}
+			if i = j; i == len(p) {
+				return i
+			}
+			c = p[i]
 			switch {
 			case isWhitespace(c):
 				l.endAttrName()
@@ -189,11 +214,9 @@ func (l *lexer) lex(p []byte, i int) int {
 			case c == '>':
 				l.endAttrName()
 				l.state = l.afterTag
-			case c == '=':
+			default: // '='
 				l.endAttrName()
 				l.state = beforeAttrValue
-			default:
-				l.addAttrName(c)
 			}
 		case afterAttrName:
 			switch {
@@ -244,8 +267,7 @@ func (l *lexer) lex(p []byte, i int) int {
 			}
 		case attrValueUnquoted:
 			for ; i < len(p); i++ {
-				c = p[i]
-				if isWhitespace(c) || c == '>' {
+				if c = p[i]; isWhitespace(c) || c == '>' {
 					break
 				}
 			}

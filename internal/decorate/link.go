@@ -8,12 +8,15 @@ import "bytes"
 // that is not a space or control), the separator to put before it, and the
 // target; otherwise t is nil.
 func (w *Writer) plan(val []byte) (at int, sep string, t *Target) {
+	if !mayBeAbsolute(val) {
+		return 0, "", nil
+	}
 	dec, hash, end := decodeValue(w.scratch[:0], val)
 	w.scratch = dec[:0]
 	// URL parsers trim spaces and controls from both ends of the whole
 	// value: before a fragment they are part of the URL.
 	u := trimControlsAndSpace(dec, hash < 0)
-	if bytes.ContainsAny(u, "\t\n\r") {
+	if hasTabOrNewline(u) {
 		// URL parsers drop tabs and newlines wherever they are.
 		u = bytes.Map(func(r rune) rune {
 			if r == '\t' || r == '\n' || r == '\r' {
@@ -47,6 +50,34 @@ func (w *Writer) plan(val []byte) (at int, sep string, t *Target) {
 		return at, ";", t
 	}
 	return at, "", t
+}
+
+// mayBeAbsolute reports whether a raw attribute value can be an absolute
+// or protocol-relative URL: most links on a page are relative ("/cart")
+// and need no closer look. After leading spaces and controls it must
+// start with a scheme's letter, a character reference, or two slashes
+// (or backslashes; a tab or newline between them is dropped too).
+func mayBeAbsolute(val []byte) bool {
+	val = trimControlsAndSpace(val, false)
+	if len(val) < 2 {
+		return false
+	}
+	switch val[0] {
+	case 'h', 'H', '&':
+		return true
+	case '/', '\\':
+		return isSlash(val[1]) || val[1] == '&' || val[1] == '\t' || val[1] == '\n' || val[1] == '\r'
+	}
+	return false
+}
+
+func hasTabOrNewline(u []byte) bool {
+	for _, c := range u {
+		if c == '\t' || c == '\n' || c == '\r' {
+			return true
+		}
+	}
+	return false
 }
 
 // endsWithSeparator reports whether a URL ends with '?' or '&', so that a
