@@ -80,8 +80,31 @@ type decorator struct {
 	failed   bool   // a decoding error was logged
 }
 
-func (h *Handler) newDecorator(w http.ResponseWriter, ref string, setsCookie bool) *decorator {
+// newDecorator wraps w for a visitor whose session reference is ref; it
+// decorates HTML if decorating is true.
+func (h *Handler) newDecorator(w http.ResponseWriter, ref string, decorating, setsCookie bool) *decorator {
+	if !decorating {
+		ref = ""
+	}
 	return &decorator{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, ref: ref, setsCookie: setsCookie}
+}
+
+// askForIdentity makes r ask the upstream for an uncompressed body, which
+// can be decorated as it streams; an outer encode handler compresses the
+// result as the client asked. It says "identity" rather than nothing:
+// without the header, Go's transport (reverse_proxy's) would ask for gzip
+// itself. The returned function puts the client's header back, for the
+// access log.
+func askForIdentity(r *http.Request) (restore func()) {
+	accept, had := r.Header["Accept-Encoding"]
+	r.Header["Accept-Encoding"] = []string{"identity"}
+	return func() {
+		if had {
+			r.Header["Accept-Encoding"] = accept
+		} else {
+			delete(r.Header, "Accept-Encoding")
+		}
+	}
 }
 
 // isHTML reports whether a Content-Type is text/html, with or without
@@ -211,3 +234,10 @@ func (d *decorator) logFailure(err error) {
 	d.h.logger.Warn("the upstream sent a compressed page that does not decode; the visitor got it as far as it decoded",
 		zap.String("content_encoding", d.encoding), zap.Error(err))
 }
+
+// Interface guards
+var (
+	_ http.ResponseWriter             = (*decorator)(nil)
+	_ io.ReaderFrom                   = (*decorator)(nil)
+	_ interface{ FlushError() error } = (*decorator)(nil)
+)

@@ -65,7 +65,7 @@ func TestDecoratorResponses(t *testing.T) {
 		{"cookie only, no decoration", "", true, 200, http.Header{"Content-Type": {"text/html"}, "Cache-Control": {"public, max-age=60"}}, []byte(page), page, "private, max-age=60", ""},
 	} {
 		rec := httptest.NewRecorder()
-		d := h.newDecorator(rec, tc.ref, tc.setsCookie)
+		d := h.newDecorator(rec, tc.ref, tc.ref != "", tc.setsCookie)
 		for k, v := range tc.header {
 			d.Header()[k] = v
 		}
@@ -107,7 +107,7 @@ func TestDecoratorFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	d := h.newDecorator(rec, "REF", false)
+	d := h.newDecorator(rec, "REF", true, false)
 	d.Header().Set("Content-Type", "text/html")
 	_, _ = d.Write([]byte(`<p>first</p><a href="https://buy.str`))
 	if got := rec.Body.String(); got != `<p>first</p><a href="` {

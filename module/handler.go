@@ -30,7 +30,8 @@ type Handler struct {
 	// Webhooks are the endpoints that receive e-commerce platforms' webhooks.
 	Webhooks []*Webhook `json:"webhooks,omitempty"`
 	// Decorate adds the visitor's session reference to links to hosted
-	// checkouts in HTML responses, so the platform's webhook carries it back.
+	// checkouts in HTML responses, so the platform's webhook carries it
+	// back. Default: none.
 	Decorate []*Decoration `json:"decorate,omitempty"`
 
 	app      *App
@@ -111,28 +112,13 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	// decorated with this visitor's reference, must stay out of shared
 	// caches; the decorator marks it when the header is written.
 	setsSession := click && setsCookie(w.Header(), a.Cookie.Name)
-	if len(h.targets) > 0 || setsSession {
-		decorateRef := ""
-		if len(h.targets) > 0 {
-			decorateRef = ref
-			// Ask the upstream for an uncompressed body, which can be
-			// decorated as it streams; an outer encode handler compresses
-			// the result as the client asked. "identity" rather than no
-			// header: without one, Go's transport (reverse_proxy's) would
-			// ask for gzip itself. The access log sees the original.
-			accept, had := r.Header["Accept-Encoding"]
-			r.Header["Accept-Encoding"] = []string{"identity"}
-			defer func() {
-				if had {
-					r.Header["Accept-Encoding"] = accept
-				} else {
-					delete(r.Header, "Accept-Encoding")
-				}
-			}()
-		}
-		dw := h.newDecorator(w, decorateRef, setsSession)
+	if decorating := len(h.targets) > 0; decorating || setsSession {
+		dw := h.newDecorator(w, ref, decorating, setsSession)
 		defer dw.close()
 		w = dw
+		if decorating {
+			defer askForIdentity(r)()
+		}
 	}
 	if len(rules) == 0 {
 		return next.ServeHTTP(w, r)

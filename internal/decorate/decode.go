@@ -283,3 +283,9 @@ func (d *DecodingWriter) Close() error {
 	}
 	return d.err
 }
+
+// Interface guards
+var (
+	_ io.WriteCloser = (*DecodingWriter)(nil)
+	_ io.Reader      = (*feed)(nil)
+)

@@ -240,3 +240,6 @@ func (w *Writer) emit(b []byte) {
 	}
 	_, w.err = w.dst.Write(b)
 }
+
+// Interface guards
+var _ io.WriteCloser = (*Writer)(nil)
