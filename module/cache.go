@@ -1,76 +1,88 @@
 package module
 
 import (
-	"io"
 	"net/http"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"golang.org/x/net/http/httpguts"
 )
 
-// markPrivate makes a response that carries one visitor's session (its
-// cookie, or links decorated with its reference) unfit for shared caches
-// (RFC 9111 §5.2.2.7): "public" becomes "private", "s-maxage" and
-// "proxy-revalidate" go (they speak only to shared caches), the rest is
-// kept; a response without Cache-Control gets "private". Vary: Cookie
-// tells private caches that the body depends on the cookie.
+// markPrivate makes a response one that no shared cache stores (RFC 9111,
+// section 5.2.2.7): a response that sets the session cookie, or that
+// carries one visitor's decorated links, must never be served to another
+// visitor by a CDN or proxy cache. The response gets "private" and loses
+// "public" and "s-maxage" (and a "private" that names only some fields);
+// the visitor's own browser cache keeps max-age, no-cache, must-revalidate
+// and the rest.
 func markPrivate(h http.Header) {
-	var out []string
-	for _, line := range h.Values("Cache-Control") {
-		for _, d := range strings.Split(line, ",") {
-			d = strings.TrimSpace(d)
-			name, _, _ := strings.Cut(strings.ToLower(d), "=")
-			switch name {
-			case "", "public", "private", "s-maxage", "proxy-revalidate":
+	values := h["Cache-Control"]
+	kept := make([]string, 1, 4)
+	kept[0] = "private"
+	for _, v := range values {
+		for d := range cacheDirectives(v) {
+			name, _, _ := strings.Cut(d, "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "public", "s-maxage":
+				continue
+			case "private":
+				// It leads already, unqualified: private="Set-Cookie"
+				// would let a shared cache keep all but that field.
 				continue
 			}
-			out = append(out, d)
+			kept = append(kept, d)
 		}
 	}
-	h.Set("Cache-Control", strings.Join(append([]string{"private"}, out...), ", "))
-	for _, v := range h.Values("Vary") {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); strings.EqualFold(f, "cookie") || f == "*" {
+	h["Cache-Control"] = []string{strings.Join(kept, ", ")}
+}
+
+// cacheDirectives yields the directives of a Cache-Control value, trimmed,
+// splitting at commas outside quoted strings (no-cache="Set-Cookie, Foo").
+func cacheDirectives(v string) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		start, quoted := 0, false
+		for i := 0; i <= len(v); i++ {
+			if i < len(v) {
+				switch v[i] {
+				case '"':
+					quoted = !quoted
+					continue
+				case '\\':
+					if quoted {
+						i++
+					}
+					continue
+				case ',':
+					if quoted {
+						continue
+					}
+				default:
+					continue
+				}
+			}
+			if d := strings.TrimSpace(v[start:i]); d != "" && !yield(d) {
 				return
 			}
+			start = i + 1
 		}
 	}
-	h.Add("Vary", "Cookie")
 }
 
-// privateWriter marks a response private when its header is written, after
-// the handlers behind it (a reverse proxy copying the upstream's
-// Cache-Control) have set theirs.
-type privateWriter struct {
-	*caddyhttp.ResponseWriterWrapper
-	done bool
-}
-
-func newPrivateWriter(w http.ResponseWriter) http.ResponseWriter {
-	return &privateWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-}
-
-// WriteHeader implements http.ResponseWriter.
-func (p *privateWriter) WriteHeader(status int) {
-	if !p.done && status >= 200 {
-		p.done = true
-		markPrivate(p.Header())
+// varyCookie adds Cookie to Vary: the decorated page depends on the
+// session cookie, which a cache must know even when it may store the
+// response (the visitor's own browser cache).
+func varyCookie(h http.Header) {
+	if httpguts.HeaderValuesContainsToken(h["Vary"], "Cookie") || httpguts.HeaderValuesContainsToken(h["Vary"], "*") {
+		return
 	}
-	p.ResponseWriterWrapper.WriteHeader(status)
+	h["Vary"] = append(h["Vary"], "Cookie")
 }
 
-// Write implements http.ResponseWriter.
-func (p *privateWriter) Write(b []byte) (int, error) {
-	if !p.done {
-		p.WriteHeader(http.StatusOK)
+// setsCookie reports whether a response header sets the cookie name.
+func setsCookie(h http.Header, name string) bool {
+	for _, v := range h["Set-Cookie"] {
+		if len(v) > len(name) && v[len(name)] == '=' && v[:len(name)] == name {
+			return true
+		}
 	}
-	return p.ResponseWriterWrapper.Write(b)
-}
-
-// ReadFrom makes io.Copy go through WriteHeader first.
-func (p *privateWriter) ReadFrom(r io.Reader) (int64, error) {
-	if !p.done {
-		p.WriteHeader(http.StatusOK)
-	}
-	return p.ResponseWriterWrapper.ReadFrom(r)
+	return false
 }

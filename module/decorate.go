@@ -1,14 +1,16 @@
 package module
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-postback/caddy-postback/internal/decorate"
 )
 
 // Decoration adds the visitor's session reference to links to a hosted
@@ -23,9 +25,6 @@ type Decoration struct {
 	Provider string `json:"provider,omitempty"`
 	// Param overrides the query parameter name. Required without Provider.
 	Param string `json:"param,omitempty"`
-
-	needle     []byte // "//host"
-	withScheme []byte // "https://host"
 }
 
 // decorationParams are the parameters each platform hands back in its
@@ -38,50 +37,77 @@ var decorationParams = map[string]string{
 }
 
 func (h *Handler) provisionDecorations() error {
+	h.targets = nil
 	for _, d := range h.Decorate {
-		if d.Host == "" || strings.ContainsAny(d.Host, "/:?# ") {
-			return fmt.Errorf("decorate host %q: give a bare host name such as buy.stripe.com", d.Host)
+		param := d.Param
+		if param == "" {
+			param = decorationParams[d.Provider]
 		}
-		d.Host = strings.ToLower(d.Host)
-		if d.Param == "" {
-			d.Param = decorationParams[d.Provider]
-		}
-		if d.Param == "" {
+		if param == "" {
 			return fmt.Errorf("decorate %s: no param (known providers: stripe, lemonsqueezy, gumroad)", d.Host)
 		}
-		d.needle = []byte("//" + d.Host)
-		d.withScheme = []byte("https://" + d.Host)
+		t := decorate.Target{Host: strings.ToLower(d.Host), Param: param}
+		if err := t.Validate(); err != nil {
+			return err
+		}
+		h.targets = append(h.targets, t)
 	}
 	return nil
 }
 
-// decorateWriter wraps w to decorate checkout links for a visitor whose
-// session reference is ref. Without decorations it returns w itself.
-func (h *Handler) decorateWriter(w http.ResponseWriter, r *http.Request, sessionID, ref string) http.ResponseWriter {
-	if len(h.Decorate) == 0 || ref == "" {
-		return w
-	}
-	return &decorator{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, decos: h.Decorate, ref: ref,
-		live: func() bool { return h.sessionLive(r, sessionID) }}
-}
-
-// maxHeldURL bounds how much of an unfinished link is held back between
-// writes; a longer "URL" is passed on undecorated.
-const maxHeldURL = 4096
-
-// decorator rewrites checkout links in an HTML response as it streams. Only
-// the tail of a write that might be the start of a link is held back until
-// the next write, so the first bytes reach the client at once.
+// decorator is the response writer of a visitor with a session whose
+// response may carry something of theirs. It marks the response private
+// when it sets the session cookie, and when it is HTML and checkouts are
+// configured, decorates the links to them as the page streams (see
+// internal/decorate), marks the response private and varies it on Cookie.
+// Both happen when the header is written, after the upstream has set its
+// own Cache-Control.
 type decorator struct {
 	*caddyhttp.ResponseWriterWrapper
-	decos []*Decoration
-	ref   string
+	h *Handler
+	// ref is the reference to decorate links with; "" decorates nothing.
+	ref string
+	// setsCookie: the response sets the session cookie.
+	setsCookie bool
 	// live reports whether the session still exists (an erased or expired
-	// session's cookie decorates nothing); asked only for HTML responses.
+	// session's cookie decorates nothing); asked only for HTML pages.
 	live    func() bool
 	decided bool
-	active  bool
-	held    []byte
+	// page decorates the body; nil passes it on unchanged.
+	page interface {
+		io.Writer
+		Flush() error
+		Close() error
+	}
+	encoding string // the upstream's Content-Encoding, when page decodes it
+	failed   bool   // a decoding error was logged
+}
+
+// newDecorator wraps w for a visitor whose session reference is ref; it
+// decorates HTML if decorating is true and live says the session exists.
+func (h *Handler) newDecorator(w http.ResponseWriter, ref string, decorating, setsCookie bool, live func() bool) *decorator {
+	if !decorating {
+		ref = ""
+	}
+	return &decorator{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, ref: ref, setsCookie: setsCookie, live: live}
+}
+
+// askForIdentity makes r ask the upstream for an uncompressed body, which
+// can be decorated as it streams; an outer encode handler compresses the
+// result as the client asked. It says "identity" rather than nothing:
+// without the header, Go's transport (reverse_proxy's) would ask for gzip
+// itself. The returned function puts the client's header back, for the
+// access log.
+func askForIdentity(r *http.Request) (restore func()) {
+	accept, had := r.Header["Accept-Encoding"]
+	r.Header["Accept-Encoding"] = []string{"identity"}
+	return func() {
+		if had {
+			r.Header["Accept-Encoding"] = accept
+		} else {
+			delete(r.Header, "Accept-Encoding")
+		}
+	}
 }
 
 // isHTML reports whether a Content-Type is text/html, with or without
@@ -97,45 +123,68 @@ func isHTML(contentType string) bool {
 	return rest == "" || rest[0] == ';'
 }
 
-// WriteHeader decides whether the response is decorated: uncompressed HTML only.
+// decoratable reports whether a response has a whole HTML page as its
+// body: a byte range (206) must not change, and 204 and 304 have no body.
+func decoratable(status int, hdr http.Header) bool {
+	switch status {
+	case http.StatusNoContent, http.StatusPartialContent, http.StatusNotModified:
+		return false
+	}
+	return isHTML(hdr.Get("Content-Type"))
+}
+
+// WriteHeader decides, at the final status, whether the body is decorated
+// and marks the response private where it must be.
 func (d *decorator) WriteHeader(status int) {
 	if !d.decided && status >= 200 {
 		d.decided = true
-		enc := d.Header().Get("Content-Encoding")
-		d.active = isHTML(d.Header().Get("Content-Type")) && (enc == "" || enc == "identity") && status != http.StatusNoContent && d.live()
-		if d.active {
-			d.Header().Del("Content-Length") // the body grows
-			markPrivate(d.Header())
+		hdr := d.Header()
+		if d.ref != "" && decoratable(status, hdr) && d.live() {
+			d.startPage(hdr)
+		}
+		if d.page != nil || d.setsCookie {
+			markPrivate(hdr)
 		}
 	}
 	d.ResponseWriterWrapper.WriteHeader(status)
 }
 
-// Write decorates and passes on what it can; it reports all of p written.
+// startPage sets up the page writer: the body is plain HTML, as asked, or
+// compressed by an upstream that ignored the request for identity.
+func (d *decorator) startPage(hdr http.Header) {
+	enc := strings.TrimSpace(hdr.Get("Content-Encoding"))
+	if enc == "" || strings.EqualFold(enc, "identity") {
+		d.page = decorate.NewWriter(d.ResponseWriterWrapper, d.h.targets, d.ref)
+	} else {
+		dw, err := decorate.NewDecodingWriter(d.ResponseWriterWrapper, enc, d.h.targets, d.ref)
+		if err != nil {
+			d.h.logger.Warn("a page in a content encoding that cannot be decoded passes undecorated",
+				zap.String("content_encoding", enc))
+			return
+		}
+		d.page, d.encoding = dw, enc
+		// Passed on decoded: an outer encode handler compresses it for the
+		// client as the client asked.
+		delete(hdr, "Content-Encoding")
+	}
+	delete(hdr, "Content-Length") // the body grows
+	delete(hdr, "Accept-Ranges")  // ranges of the upstream's bytes are not ranges of these
+	varyCookie(hdr)
+}
+
+// Write passes p on through the page writer, if there is one.
 func (d *decorator) Write(p []byte) (int, error) {
 	if !d.decided {
 		d.WriteHeader(http.StatusOK)
 	}
-	if !d.active {
+	if d.page == nil {
 		return d.ResponseWriterWrapper.Write(p)
 	}
-	data := p
-	if len(d.held) > 0 {
-		data = append(d.held, p...)
+	n, err := d.page.Write(p)
+	if err != nil {
+		d.logFailure(err)
 	}
-	var werr error
-	rest := d.rewrite(data, func(b []byte) {
-		if werr == nil && len(b) > 0 {
-			_, werr = d.ResponseWriterWrapper.Write(b)
-		}
-	})
-	// rest lies at the end of data, which may share d.held's array: copy
-	// moves it to the front safely.
-	d.held = append(d.held[:0], rest...)
-	if werr != nil {
-		return 0, werr
-	}
-	return len(p), nil
+	return n, err
 }
 
 // ReadFrom makes io.Copy go through Write, which the embedded wrapper's
@@ -144,119 +193,54 @@ func (d *decorator) ReadFrom(r io.Reader) (int64, error) {
 	if !d.decided {
 		d.WriteHeader(http.StatusOK)
 	}
-	if !d.active {
+	if d.page == nil {
 		return d.ResponseWriterWrapper.ReadFrom(r)
 	}
 	return io.Copy(writerOnly{d}, r)
 }
 
-// FlushError sends the held bytes before flushing, so a streamed page is
-// never stalled by decoration.
+// FlushError passes on what the page writer holds before flushing, so a
+// streamed page is never stalled by decoration. A flush before the header
+// sends the header, as net/http does: it is marked first.
 func (d *decorator) FlushError() error {
-	d.finish()
+	if !d.decided {
+		d.WriteHeader(http.StatusOK)
+	}
+	if d.page != nil {
+		if err := d.page.Flush(); err != nil {
+			d.logFailure(err)
+			return err
+		}
+	}
 	return http.NewResponseController(d.ResponseWriterWrapper.ResponseWriter).Flush()
 }
 
-// finish writes whatever is still held back.
-func (d *decorator) finish() {
-	if len(d.held) > 0 {
-		_, _ = d.ResponseWriterWrapper.Write(d.held)
-		d.held = nil
+// close ends the page: what is held is passed on, and a decoding
+// goroutine ends. It runs when the handler returns, panics included.
+func (d *decorator) close() {
+	if d.page == nil {
+		return
 	}
+	if err := d.page.Close(); err != nil {
+		d.logFailure(err)
+	}
+	d.page = nil
 }
 
-// rewrite passes data on through emit, unchanged stretches as they are and
-// checkout links decorated, and returns the tail to hold back: an unfinished
-// link, or what may begin one.
-func (d *decorator) rewrite(data []byte, emit func([]byte)) (rest []byte) {
-	i := 0
-	for {
-		start, deco := d.next(data, i)
-		if start < 0 {
-			break
-		}
-		// Back up over a scheme ("https:") in front of "//host".
-		begin := start
-		for _, s := range []string{"https:", "http:"} {
-			if start >= len(s) && string(data[start-len(s):start]) == s {
-				begin = start - len(s)
-				break
-			}
-		}
-		after := start + len(deco.needle)
-		if after >= len(data) {
-			emit(data[i:begin])
-			return data[begin:]
-		}
-		if c := data[after]; c != '/' && c != '?' && c != '"' && c != '\'' && c != '#' {
-			// buy.stripe.com.evil.example or buy.stripe.community: not ours.
-			emit(data[i:after])
-			i = after
-			continue
-		}
-		end := bytes.IndexAny(data[after:], "\"'<> \t\r\n`")
-		if end < 0 {
-			if len(data)-begin > maxHeldURL {
-				emit(data[i:])
-				return nil
-			}
-			emit(data[i:begin])
-			return data[begin:]
-		}
-		end += after
-		emit(data[i:begin])
-		emit(decorateURL(data[begin:end], deco.Param, d.ref))
-		i = end
+// logFailure logs a page that could not be decoded, once. The client got
+// the page as far as it decoded, and the response is cut short there.
+func (d *decorator) logFailure(err error) {
+	if d.failed || !errors.Is(err, decorate.ErrCorruptBody) {
+		return // the client went away: nothing to say
 	}
-	// Hold back a tail that could be the start of a needle.
-	keep := 0
-	for _, deco := range d.decos {
-		for k := min(len(deco.withScheme)-1, len(data)-i); k > keep; k-- {
-			tail := data[len(data)-k:]
-			if bytes.HasPrefix(deco.withScheme, tail) || bytes.HasPrefix(deco.needle, tail) {
-				keep = k
-				break
-			}
-		}
-	}
-	emit(data[i : len(data)-keep])
-	return data[len(data)-keep:]
+	d.failed = true
+	d.h.logger.Warn("the upstream sent a compressed page that does not decode; the visitor got it as far as it decoded",
+		zap.String("content_encoding", d.encoding), zap.Error(err))
 }
 
-// next finds the earliest needle at or after i.
-func (d *decorator) next(data []byte, i int) (int, *Decoration) {
-	best, which := -1, (*Decoration)(nil)
-	for _, deco := range d.decos {
-		if j := bytes.Index(data[i:], deco.needle); j >= 0 && (best < 0 || i+j < best) {
-			best, which = i+j, deco
-		}
-	}
-	return best, which
-}
-
-// decorateURL appends param=ref to a link (before any fragment), unless the
-// link already carries the parameter. Links inside HTML attributes that
-// already use "&amp;" get "&amp;" too.
-func decorateURL(u []byte, param, ref string) []byte {
-	s := string(u)
-	frag := ""
-	if k := strings.IndexByte(s, '#'); k >= 0 {
-		s, frag = s[:k], s[k:]
-	}
-	key := url.QueryEscape(param) + "="
-	if strings.Contains(s, "?"+key) || strings.Contains(s, "&"+key) || strings.Contains(s, ";"+key) ||
-		strings.Contains(s, "?"+param+"=") || strings.Contains(s, "&"+param+"=") {
-		return u
-	}
-	sep := "?"
-	if strings.Contains(s, "?") {
-		sep = "&"
-		if strings.Contains(s, "&amp;") {
-			sep = "&amp;"
-		}
-		if strings.HasSuffix(s, "?") || strings.HasSuffix(s, "&") {
-			sep = ""
-		}
-	}
-	return []byte(s + sep + key + url.QueryEscape(ref) + frag)
-}
+// Interface guards
+var (
+	_ http.ResponseWriter             = (*decorator)(nil)
+	_ io.ReaderFrom                   = (*decorator)(nil)
+	_ interface{ FlushError() error } = (*decorator)(nil)
+)

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-postback/caddy-postback/internal/capture"
+	"github.com/caddy-postback/caddy-postback/internal/decorate"
 	"github.com/caddy-postback/caddy-postback/internal/store"
 )
 
@@ -37,7 +38,8 @@ type Handler struct {
 	// webhooks and marketplaces' payment notifications.
 	Webhooks []*Webhook `json:"webhooks,omitempty"`
 	// Decorate adds the visitor's session reference to links to hosted
-	// checkouts in HTML responses, so the platform's webhook carries it back.
+	// checkouts in HTML responses, so the platform's webhook carries it
+	// back. Default: none.
 	Decorate []*Decoration `json:"decorate,omitempty"`
 
 	app      *App
@@ -46,6 +48,8 @@ type Handler struct {
 	// tokenPaths are the path prefixes of webhooks whose secret is in the path.
 	tokenPaths []tokenPath
 	rejections *rejectionLog
+	// targets are the checkouts whose links are decorated.
+	targets []decorate.Target
 }
 
 // CaddyModule returns the Caddy module information.
@@ -127,19 +131,24 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 		var fresh bool
 		sessionID, ref, fresh = h.capture(r, signer, sessionID, ref)
 		if fresh {
-			// The response carries this visitor's cookie: no shared cache
-			// may keep it.
 			h.setCookie(w, r, ref)
-			w = newPrivateWriter(w)
 		}
 	}
 	if sessionID == "" {
 		return next.ServeHTTP(w, r)
 	}
 	rules := h.matchingRules(r)
-	if dw := h.decorateWriter(w, r, sessionID, ref); dw != w {
-		defer dw.(*decorator).finish()
+	// A response that sets the session cookie, or that carries links
+	// decorated with this visitor's reference, must stay out of shared
+	// caches; the decorator marks it when the header is written.
+	setsSession := click && setsCookie(w.Header(), a.Cookie.Name)
+	if decorating := len(h.targets) > 0; decorating || setsSession {
+		dw := h.newDecorator(w, ref, decorating, setsSession, func() bool { return h.sessionLive(r, sessionID) })
+		defer dw.close()
 		w = dw
+		if decorating {
+			defer askForIdentity(r)()
+		}
 	}
 	if len(rules) == 0 {
 		return next.ServeHTTP(w, r)

@@ -271,7 +271,7 @@ func TestRecipeLemonSqueezy(t *testing.T) {
 	loadRecipe(t, "lemonsqueezy.Caddyfile", map[string]string{"KEITARO_URL": net.URL, "LS_SIGNING_SECRET": secret, "UPSTREAM": hostPort(up)})
 	v := visitor(t)
 	_, page := get(t, v, "/?subid=KT-sub-1")
-	m := regexp.MustCompile(`embed=1&checkout%5Bcustom%5D%5Bpb_session%5D=([A-Za-z0-9_-]+)"`).FindStringSubmatch(page)
+	m := regexp.MustCompile(`embed=1&amp;checkout%5Bcustom%5D%5Bpb_session%5D=([A-Za-z0-9_-]+)"`).FindStringSubmatch(page)
 	if m == nil {
 		t.Fatalf("checkout link not decorated: %s", page)
 	}
