@@ -102,20 +102,47 @@ func TestBadInputIsIgnored(t *testing.T) {
 		}
 	}
 
-	// A forged cookie is treated as none: no conversion.
-	v := visitor(t)
-	req, _ := http.NewRequest("GET", fmt.Sprintf("http://localhost:%d/thank-you?order=666&total=1", httpPort), nil)
-	req.AddCookie(&http.Cookie{Name: "_pbsid", Value: strings.Repeat("A", 44)})
-	resp, err := v.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	// A forged cookie is treated as none: no conversion. A real session is
+	// in play, so a forgery that passed the signature check would be
+	// credited with its click.
+	owner := visitor(t)
+	get(t, owner, "/?clickid=valid1")
+	var valid string
+	for _, c := range owner.Jar.Cookies(mustURL(t)) {
+		if c.Name == "_pbsid" {
+			valid = c.Value
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("forged cookie: %d", resp.StatusCode)
+	if len(valid) != 44 {
+		t.Fatalf("the visitor's cookie %q", valid)
 	}
-	if got := net.waitFor(t, 1, 300*time.Millisecond); len(got) != 0 {
-		t.Fatalf("postbacks for invalid input: %q", got)
+	flipped := []byte(valid)
+	flipped[30] ^= 1 // the MAC, not the ID
+	for name, forged := range map[string]string{
+		"tampered MAC":    string(flipped),
+		"ID without MAC":  valid[:22],
+		"ID, MAC cut":     valid[:43],
+		"all of one byte": strings.Repeat("A", 44),
+	} {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://localhost:%d/thank-you?order=666&total=1", httpPort), nil)
+		req.AddCookie(&http.Cookie{Name: "_pbsid", Value: forged})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", name, resp.StatusCode)
+		}
+	}
+	waitQueueEmpty(t, 5*time.Second)
+	if got := net.requests(); len(got) != 0 {
+		t.Fatalf("postbacks for forged cookies: %q", got)
+	}
+	// The owner's own cookie still works.
+	get(t, owner, "/thank-you?order=667&total=1")
+	if got := net.waitFor(t, 1, 5*time.Second); len(got) != 1 || !strings.Contains(got[0], "clickid=valid1") {
+		t.Fatalf("postbacks for the real session: %q", got)
 	}
 }
 

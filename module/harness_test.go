@@ -198,3 +198,6 @@ func mustURL(t *testing.T) *url.URL {
 	}
 	return u
 }
+
+// stopCaddy stops a config a test loaded by mistake.
+func stopCaddy() error { return caddy.Stop() }

@@ -131,7 +131,7 @@ func (g *Gumroad) Parse(r *Request) (Event, error) {
 		if d, err := order.ParseMinor(price, o.Currency); err == nil {
 			o.Amount, o.HasAmount = d, true
 		} else {
-			o.Problems = append(o.Problems, "price: "+err.Error())
+			o.Invalid = append(o.Invalid, "price: "+err.Error())
 		}
 	}
 	if t, err := time.Parse(time.RFC3339, form.Get("sale_timestamp")); err == nil {

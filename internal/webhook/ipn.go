@@ -208,7 +208,7 @@ func setDecimalText(o *order.Order, s, field string) {
 	}
 	d, err := order.ParseDecimal(s)
 	if err != nil {
-		o.Problems = append(o.Problems, field+": "+err.Error())
+		o.Invalid = append(o.Invalid, field+": "+err.Error())
 		return
 	}
 	o.Amount, o.HasAmount = d, true

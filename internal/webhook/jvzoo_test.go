@@ -291,8 +291,8 @@ func TestJVZooParse(t *testing.T) {
 			if ev.Order.Event != tt.event || ev.Order.OriginalID != tt.original {
 				t.Errorf("event %q original %q, want %q %q", ev.Order.Event, ev.Order.OriginalID, tt.event, tt.original)
 			}
-			if strings.Join(ev.Order.Problems, "; ") != strings.Join(tt.problems, "; ") {
-				t.Errorf("problems %q, want %q", ev.Order.Problems, tt.problems)
+			if got := append(append([]string{}, ev.Order.Problems...), ev.Order.Invalid...); strings.Join(got, "; ") != strings.Join(tt.problems, "; ") {
+				t.Errorf("problems and invalid values %q, want %q", got, tt.problems)
 			}
 			if tt.check != nil {
 				tt.check(t, ev)

@@ -148,12 +148,12 @@ func (s *Shopify) refund(ev Event, root gjson.Result) (Event, error) {
 		}
 		d, err := order.ParseDecimal(scalarString(t.Get("amount")))
 		if err != nil {
-			o.Problems = append(o.Problems, "transactions.amount: "+err.Error())
+			o.Invalid = append(o.Invalid, "transactions.amount: "+err.Error())
 			return true
 		}
 		var ok bool
 		if sum, ok = addDecimal(sum, d); !ok {
-			o.Problems = append(o.Problems, "transactions.amount: sum out of range")
+			o.Invalid = append(o.Invalid, "transactions.amount: sum out of range")
 			found = false
 			return false
 		}

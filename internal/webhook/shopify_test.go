@@ -149,11 +149,11 @@ func TestShopifyParse(t *testing.T) {
 					t.Errorf("reason %q", ev.Reason)
 				}
 			}},
-		{name: "bad total kept as problem", req: shopifyReq(replace(t, ord, `"total_price":"598.94"`, `"total_price":"n/a"`), "orders/paid"),
+		{name: "bad total kept as invalid", req: shopifyReq(replace(t, ord, `"total_price":"598.94"`, `"total_price":"n/a"`), "orders/paid"),
 			kind: KindOrder, id: "450789469", status: order.StatusApproved,
 			check: func(t *testing.T, ev Event) {
-				if len(ev.Order.Problems) != 1 {
-					t.Errorf("problems %v", ev.Order.Problems)
+				if len(ev.Order.Invalid) != 1 || len(ev.Order.Check()) == 0 {
+					t.Errorf("invalid %v: the order must be held", ev.Order.Invalid)
 				}
 			}},
 		{name: "refund sums successful refund transactions", req: shopifyReq(ref, "refunds/create"), kind: KindStatus, id: "450789469", amount: "200.00", status: order.StatusRefunded},

@@ -220,11 +220,11 @@ func TestStripeParse(t *testing.T) {
 			}},
 		{name: "zero-decimal currency", body: replace(t, replace(t, session, `"currency": "usd"`, `"currency": "jpy"`), `"amount_total": 2000`, `"amount_total": 500`),
 			kind: KindOrder, id: cs, amount: "500", cur: "JPY", status: order.StatusApproved},
-		{name: "bad currency kept as problem", body: replace(t, session, `"currency": "usd"`, `"currency": "dollars"`),
+		{name: "bad currency kept as invalid", body: replace(t, session, `"currency": "usd"`, `"currency": "dollars"`),
 			kind: KindOrder, id: cs, amount: "20", cur: "", status: order.StatusApproved,
 			check: func(t *testing.T, ev Event) {
-				if len(ev.Order.Problems) == 0 {
-					t.Error("no problem recorded")
+				if len(ev.Order.Invalid) == 0 || len(ev.Order.Check()) == 0 {
+					t.Error("an unreadable currency does not hold the order")
 				}
 			}},
 		{name: "setup mode ignored", body: replace(t, session, `"mode": "payment"`, `"mode": "setup"`), kind: KindIgnore},

@@ -375,13 +375,13 @@ func setDecimalAmount(o *order.Order, r gjson.Result, field string) {
 	s := scalarString(r)
 	if s == "" {
 		if r.Exists() && r.Type != gjson.Null {
-			o.Problems = append(o.Problems, field+": not a number")
+			o.Invalid = append(o.Invalid, field+": not a number")
 		}
 		return
 	}
 	d, err := order.ParseDecimal(s)
 	if err != nil {
-		o.Problems = append(o.Problems, field+": "+err.Error())
+		o.Invalid = append(o.Invalid, field+": "+err.Error())
 		return
 	}
 	o.Amount, o.HasAmount = d, true
@@ -393,13 +393,13 @@ func setMinorAmount(o *order.Order, r gjson.Result, field string) {
 	s := scalarString(r)
 	if s == "" {
 		if r.Exists() && r.Type != gjson.Null {
-			o.Problems = append(o.Problems, field+": not a number")
+			o.Invalid = append(o.Invalid, field+": not a number")
 		}
 		return
 	}
 	d, err := order.ParseMinor(s, o.Currency)
 	if err != nil {
-		o.Problems = append(o.Problems, field+": "+err.Error())
+		o.Invalid = append(o.Invalid, field+": "+err.Error())
 		return
 	}
 	o.Amount, o.HasAmount = d, true
@@ -409,7 +409,7 @@ func setMinorAmount(o *order.Order, r gjson.Result, field string) {
 func setCurrency(o *order.Order, raw string) {
 	o.Currency = order.NormalizeCurrency(raw)
 	if o.Currency == "" && raw != "" {
-		o.Problems = append(o.Problems, "currency: not an ISO 4217 code: "+strconv.Quote(truncate(raw, 16)))
+		o.Invalid = append(o.Invalid, "currency: not an ISO 4217 code: "+strconv.Quote(truncate(raw, 16)))
 	}
 }
 
