@@ -130,10 +130,12 @@ func startCaddy(tb testing.TB, bin, dir, home, caddyfile string, adminPort int) 
 			tb.Fatalf("caddy exited while starting:\n%s", p.tail())
 		default:
 		}
-		if resp, err := http.Get(p.admin + "/postback/queue"); err == nil {
+		// The postback routes answer: 200, or 503 while the storage is
+		// unavailable (a start on a full disk).
+		if resp, err := http.Get(p.admin + "/postback/health"); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusServiceUnavailable {
 				return p
 			}
 		}

@@ -7,6 +7,10 @@
 // store.ErrUnavailable until it is open), and a free-space guard refuses
 // writes before Badger, which writes through memory-mapped files that it
 // extends sparsely, could fault on a full disk (SIGBUS kills the process).
+// When free space falls under the guard's minimum, the engine also closes
+// the database, so that no flush or compaction of Badger's own can run into
+// a disk that something else fills to the last byte, and opens it again by
+// itself once there is room.
 package badger
 
 import (
@@ -41,6 +45,10 @@ type Options struct {
 	// of a write. Default 256 MiB: room for Badger's next memtable file,
 	// a flush and the compactions it starts.
 	MinFree int64
+	// Reserve is the size of the reserve file the store keeps in its
+	// directory and releases when something else fills the disk (see
+	// guard). Default: half of MinFree.
+	Reserve int64
 	// SyncWrites makes every commit reach the disk before it returns, to
 	// survive power loss. Without it, commits survive a crash of the
 	// process (Badger writes through mmap). Default false.
@@ -62,7 +70,11 @@ type Options struct {
 type Store struct {
 	opts   Options
 	logger *zap.Logger
-	db     atomic.Pointer[badger.DB]
+	// dbMu is held for reading while the database is used and for writing
+	// while it is opened or closed: Badger panics on an iterator of a
+	// closed database.
+	dbMu   sync.RWMutex
+	db     *badger.DB // nil while not open
 	guard  *guard
 	floors floors
 
@@ -73,6 +85,10 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+	// reopening is set while openLoop runs.
+	reopening atomic.Bool
+	// full asks maintain to look at the free space now: a write was refused.
+	full chan struct{}
 }
 
 // ErrLocked means another process holds the directory.
@@ -94,6 +110,9 @@ func Open(o Options) (*Store, error) {
 	if o.MinFree == 0 {
 		o.MinFree = 256 << 20
 	}
+	if o.Reserve == 0 {
+		o.Reserve = o.MinFree / 2
+	}
 	if o.RetryEvery == 0 {
 		o.RetryEvery = 2 * time.Second
 	}
@@ -101,9 +120,9 @@ func Open(o Options) (*Store, error) {
 		o.Dir = ""
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Store{opts: o, logger: o.Logger, ctx: ctx, cancel: cancel, floors: floors{m: map[string]*floor{}}}
+	s := &Store{opts: o, logger: o.Logger, ctx: ctx, cancel: cancel, floors: floors{m: map[string]*floor{}}, full: make(chan struct{}, 1)}
 	if !o.InMemory {
-		s.guard = newGuard(o.Dir, o.MinFree, o.RetryEvery)
+		s.guard = newGuard(o.Dir, o.MinFree, o.Reserve, o.RetryEvery, o.Logger)
 	}
 	err := s.tryOpen()
 	if errors.Is(err, ErrLocked) {
@@ -113,8 +132,7 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		s.logger.Error("postback storage is not available; pages are served, capture is skipped and webhooks answer 503 until it is",
 			zap.String("storage", o.Dir), zap.Error(err))
-		s.wg.Add(1)
-		go s.openLoop()
+		s.startOpenLoop()
 	}
 	s.wg.Add(1)
 	go s.maintain()
@@ -128,8 +146,8 @@ func (s *Store) tryOpen() error {
 		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 			return s.setOpenErr(fmt.Errorf("creating storage directory: %w", err))
 		}
-		if err := s.guard.check(true); err != nil {
-			return s.setOpenErr(fmt.Errorf("not opening the store: %w", err))
+		if err := s.guard.roomToOpen(); err != nil {
+			return s.setOpenErr(err)
 		}
 	}
 	bo := badger.DefaultOptions(o.Dir).
@@ -160,7 +178,9 @@ func (s *Store) tryOpen() error {
 		}
 		return s.setOpenErr(fmt.Errorf("opening store %s: %w", o.Dir, err))
 	}
-	s.db.Store(db)
+	s.dbMu.Lock()
+	s.db = db
+	s.dbMu.Unlock()
 	s.setOpenErr(nil)
 	return nil
 }
@@ -172,9 +192,18 @@ func (s *Store) setOpenErr(err error) error {
 	return err
 }
 
+// startOpenLoop starts openLoop unless it runs already.
+func (s *Store) startOpenLoop() {
+	if s.reopening.CompareAndSwap(false, true) {
+		s.wg.Add(1)
+		go s.openLoop()
+	}
+}
+
 // openLoop retries opening until it succeeds or the store is closed.
 func (s *Store) openLoop() {
 	defer s.wg.Done()
+	defer s.reopening.Store(false)
 	t := time.NewTicker(s.opts.RetryEvery)
 	defer t.Stop()
 	for {
@@ -190,35 +219,75 @@ func (s *Store) openLoop() {
 	}
 }
 
-// maintain runs the value-log GC and resets the claim floors now and then
-// (see floors).
+// maintain looks at the free space every second (so that the reserve is
+// released as soon as something else fills the disk), runs the value-log
+// GC, and resets the claim floors now and then (see floors).
 func (s *Store) maintain() {
 	defer s.wg.Done()
 	gc := time.NewTicker(10 * time.Minute)
 	defer gc.Stop()
 	reset := time.NewTicker(time.Minute)
 	defer reset.Stop()
+	space := time.NewTicker(time.Second)
+	defer space.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-s.full:
+			if err := s.guard.check(true); errors.Is(err, store.ErrFull) {
+				s.suspend(err)
+			}
+		case <-space.C:
+			if s.guard != nil {
+				if err := s.guard.check(true); errors.Is(err, store.ErrFull) {
+					s.suspend(err)
+				}
+			}
 		case <-reset.C:
 			s.floors.reset()
 		case <-gc.C:
-			db := s.db.Load()
-			if db == nil || s.opts.InMemory || s.guard.check(false) != nil {
-				continue
-			}
-			for range 10 {
-				if err := db.RunValueLogGC(0.5); err != nil {
-					if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-						s.logger.Warn("badger value log GC", zap.Error(err))
-					}
-					break
-				}
-			}
+			s.runValueLogGC()
 		}
 	}
+}
+
+// runValueLogGC reclaims value-log space while there is room to write.
+func (s *Store) runValueLogGC() {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil || s.opts.InMemory || s.guard.check(false) != nil {
+		return
+	}
+	for range 10 {
+		if err := s.db.RunValueLogGC(0.5); err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				s.logger.Warn("badger value log GC", zap.Error(err))
+			}
+			return
+		}
+	}
+}
+
+// suspend closes the database while the disk is full (see the package
+// doc), and starts trying to open it again.
+func (s *Store) suspend(why error) {
+	s.dbMu.Lock()
+	db := s.db
+	s.db = nil
+	if db != nil {
+		s.setOpenErr(why)
+	}
+	s.dbMu.Unlock()
+	if db == nil {
+		return
+	}
+	s.logger.Error("postback storage closed while the disk is full, so that nothing of the store writes into it; it opens again by itself when there is room",
+		zap.String("storage", s.opts.Dir), zap.Error(why))
+	if err := db.Close(); err != nil {
+		s.logger.Warn("closing the store", zap.Error(err))
+	}
+	s.startOpenLoop()
 }
 
 // Close stops the background work and closes the database. Later calls
@@ -228,8 +297,11 @@ func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.cancel()
 		s.wg.Wait()
-		if db := s.db.Swap(nil); db != nil {
-			err = db.Close()
+		s.dbMu.Lock()
+		defer s.dbMu.Unlock()
+		if s.db != nil {
+			err = s.db.Close()
+			s.db = nil
 		}
 	})
 	return err
@@ -238,7 +310,10 @@ func (s *Store) Close() error {
 // Ping implements store.Store: the database is open and the free-space
 // guard allows writes.
 func (s *Store) Ping(context.Context) error {
-	if _, err := s.readable(); err != nil {
+	s.dbMu.RLock()
+	_, err := s.readable()
+	s.dbMu.RUnlock()
+	if err != nil {
 		return err
 	}
 	if s.guard != nil {
@@ -247,10 +322,11 @@ func (s *Store) Ping(context.Context) error {
 	return nil
 }
 
-// readable returns the open database, or why there is none.
+// readable returns the open database, or why there is none; s.dbMu is
+// held for reading.
 func (s *Store) readable() (*badger.DB, error) {
-	if db := s.db.Load(); db != nil {
-		return db, nil
+	if s.db != nil {
+		return s.db, nil
 	}
 	s.mu.Lock()
 	why := s.openErr
@@ -258,11 +334,16 @@ func (s *Store) readable() (*badger.DB, error) {
 	if why == nil {
 		why = errors.New("the store is closed")
 	}
+	if errors.Is(why, store.ErrUnavailable) {
+		return nil, why
+	}
 	return nil, fmt.Errorf("%w: %v", store.ErrUnavailable, why)
 }
 
 // view runs fn in a read-only transaction.
 func (s *Store) view(fn func(txn *badger.Txn) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
 	db, err := s.readable()
 	if err != nil {
 		return err
@@ -274,12 +355,20 @@ func (s *Store) view(fn func(txn *badger.Txn) error) error {
 // free-space guard allowed it. A commit that conflicts with a concurrent
 // one is retried, so fn must be safe to run more than once.
 func (s *Store) update(fn func(txn *badger.Txn) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
 	db, err := s.readable()
 	if err != nil {
 		return err
 	}
 	if s.guard != nil {
 		if err := s.guard.check(false); err != nil {
+			if errors.Is(err, store.ErrFull) {
+				select {
+				case s.full <- struct{}{}:
+				default:
+				}
+			}
 			return err
 		}
 	}

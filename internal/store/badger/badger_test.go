@@ -1,10 +1,13 @@
 package badger
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/caddy-postback/caddy-postback/internal/store"
 	"github.com/caddy-postback/caddy-postback/internal/store/storetest"
@@ -100,5 +103,52 @@ func fill(t *testing.T, path, mnt string, leave int64) {
 		if _, err := f.Write(buf[:n]); err != nil {
 			t.Fatalf("filling %s: %v", mnt, err)
 		}
+	}
+}
+
+// TestReserveIsReleasedWhenTheDiskFills: the store keeps a reserve file,
+// releases it by itself when something else fills the disk, and makes it
+// again when space returns.
+func TestReserveIsReleasedWhenTheDiskFills(t *testing.T) {
+	mnt := tmpfs(t, "64m")
+	dir := filepath.Join(mnt, "store")
+	s, err := Open(Options{Dir: dir, MinFree: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reserve := filepath.Join(dir, reserveName)
+	waitFile := func(want bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := os.Stat(reserve)
+			if (err == nil) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("reserve file present: %v, want %v", err == nil, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFile(true)
+	filler := filepath.Join(mnt, "filler")
+	fill(t, filler, mnt, 1<<20)
+	waitFile(false)
+	if free, _, _ := freeSpace(mnt); free < 8<<20 {
+		t.Fatalf("%d bytes free after the reserve was released, want its 8 MiB back", free)
+	}
+	if err := s.Ping(context.Background()); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("Ping with the disk nearly full: %v", err)
+	}
+	_ = os.Remove(filler)
+	waitFile(true)
+	deadline := time.Now().Add(10 * time.Second)
+	for err := s.Ping(context.Background()); err != nil; err = s.Ping(context.Background()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Ping after space returned: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
