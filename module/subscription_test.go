@@ -278,3 +278,29 @@ func TestSubscriptionToRewardful(t *testing.T) {
 		t.Errorf("the refund's conversion should say why Rewardful got nothing: %d %s", status, b)
 	}
 }
+
+// TestRewardfulReferralAsClientReference: a site whose checkout already
+// passes Rewardful's referral as Stripe's client_reference_id (Rewardful's
+// own Stripe integration) needs no decorated link: the referral is a click
+// captured from the visitor's rewardful.referral cookie.
+func TestRewardfulReferralAsClientReference(t *testing.T) {
+	api := newNetwork(t)
+	up := shop(t, nil)
+	mustLoad(t, recurringConfig(t.TempDir(), `		network rewardful {
+			preset rewardful
+			api_secret rw_secret_0123456789abcdef
+			url {api}
+		}`, api.URL, hostPort(up)))
+	const referral = "7f0c2d4e-9b1a-4c3d-8e5f-a6b7c8d9e0f1"
+	v := visitor(t)
+	v.Jar.SetCookies(mustURL(t), []*http.Cookie{{Name: "rewardful.referral", Value: url.PathEscape(`{"id":"` + referral + `"}`)}})
+	get(t, v, "/account")
+	postWebhook(t, stripeSubscriptionEvent("evt_rw_ref", "cs_rw_ref", "sub_rw_ref", "in_rw_ref", referral, nil, 1500))
+	// A reference that is neither ours nor a captured click credits nobody.
+	postWebhook(t, stripeSubscriptionEvent("evt_rw_other", "cs_rw_other", "sub_rw_other", "in_rw_other", "11111111-2222-4333-8444-555555555555", nil, 1500))
+	waitQueueEmpty(t, 10*time.Second)
+	calls := api.calls(t)
+	if len(calls) != 1 || calls[0].Body["referral_id"] != referral || calls[0].Body["external_id"] != "cs_rw_ref" {
+		t.Fatalf("requests to Rewardful: %+v; want one sale on the referral", calls)
+	}
+}
