@@ -119,6 +119,8 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = intArg(d, &app.MaxTouchpoints)
 		case "consent":
 			app.Consent, err = parseConsent(d)
+		case "consent_cookie", "consent_value":
+			return nil, d.Errf("%s is replaced by consent { purpose <name> <cookie> <regexp> ; require <name> }", name)
 		case "truncate_ip":
 			err = flag(d, &app.TruncateIP)
 		case "session_daily_limit":

@@ -74,7 +74,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"global repeated max_click_id_length", global("max_click_id_length 9\nmax_click_id_length 9 #!"), []string{"max_click_id_length already specified"}},
 		{"global repeated max_touchpoints", global("max_touchpoints 9\nmax_touchpoints 9 #!"), []string{"max_touchpoints already specified"}},
 		{"global repeated consent", global("consent {\ntcf\n}\nconsent { #!\ntcf\n}"), []string{"consent already specified"}},
-		{"consent_cookie is gone", global("consent_cookie a #!"), []string{"unrecognized postback option 'consent_cookie'"}},
+		{"consent_cookie is gone", global("consent_cookie a #!"), []string{"consent_cookie is replaced by consent { purpose"}},
 		{"global repeated truncate_ip", global("truncate_ip\ntruncate_ip #!"), []string{"truncate_ip already specified"}},
 		{"global repeated disable_metrics", global("disable_metrics\ndisable_metrics #!"), []string{"disable_metrics already specified"}},
 		{"global repeated cookie", global("cookie {\nname a\n}\ncookie { #!\nname b\n}"), []string{"cookie already specified"}},
