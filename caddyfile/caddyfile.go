@@ -4,6 +4,7 @@
 package caddyfile
 
 import (
+	"regexp"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -38,7 +39,13 @@ func init() {
 //		attribution last_click|first_click
 //		max_click_id_length <n>
 //		max_touchpoints <n>
-//		consent_cookie <name> [<value>]
+//		consent {
+//			tcf [<cookie>]
+//			purpose <name> <cookie> <regexp>
+//			ad_user_data <purpose...>
+//			ad_personalization <purpose...>
+//			require <purpose...>
+//		}
 //		truncate_ip
 //		session_daily_limit <n>|off
 //		inspection_budget <size>
@@ -64,6 +71,8 @@ func init() {
 //		network <name> {
 //			preset <preset>
 //			click_param <param...>
+//			click_cookie <name> [<json field>]
+//			consent <purpose...>
 //			role affiliate|platform
 //			window <duration>
 //			url <template>
@@ -108,15 +117,10 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = intArg(d, &app.MaxClickIDLength)
 		case "max_touchpoints":
 			err = intArg(d, &app.MaxTouchpoints)
-		case "consent_cookie":
-			args := d.RemainingArgs()
-			if len(args) < 1 || len(args) > 2 {
-				return nil, d.ArgErr()
-			}
-			app.ConsentCookie = args[0]
-			if len(args) == 2 {
-				app.ConsentValue = args[1]
-			}
+		case "consent":
+			app.Consent, err = parseConsent(d)
+		case "consent_cookie", "consent_value":
+			return nil, d.Errf("%s is replaced by consent { purpose <name> <cookie> <regexp> ; require <name> }", name)
 		case "truncate_ip":
 			err = flag(d, &app.TruncateIP)
 		case "session_daily_limit":
@@ -158,6 +162,65 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 		}
 	}
 	return httpcaddyfile.App{Name: "postback", Value: caddyconfig.JSON(app, &warnings)}, nil
+}
+
+// parseConsent parses the consent block. A requirement's purposes are
+// purpose names, TCF purpose numbers or vendor:<id>.
+func parseConsent(d *caddyfile.Dispenser) (*module.Consent, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	c := new(module.Consent)
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if name != "purpose" {
+			if seen[name] {
+				return nil, d.Errf("consent %s already specified", name)
+			}
+			seen[name] = true
+		}
+		list := func(dst *[]string) error {
+			*dst = d.RemainingArgs()
+			if len(*dst) == 0 {
+				return d.ArgErr()
+			}
+			return nil
+		}
+		var err error
+		switch name {
+		case "tcf":
+			c.TCF = true
+			args := d.RemainingArgs()
+			if len(args) > 1 {
+				return nil, d.ArgErr()
+			}
+			if len(args) == 1 {
+				c.TCFCookie = args[0]
+			}
+		case "purpose":
+			var p module.ConsentPurpose
+			if !d.Args(&p.Name, &p.Cookie, &p.Match) || d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if _, err := regexp.Compile(p.Match); err != nil {
+				return nil, d.Errf("consent purpose %s: bad regular expression %q: %v", p.Name, p.Match, err)
+			}
+			c.Purposes = append(c.Purposes, &p)
+		case "ad_user_data":
+			err = list(&c.AdUserData)
+		case "ad_personalization":
+			err = list(&c.AdPersonalization)
+		case "require":
+			err = list(&c.Require)
+		default:
+			return nil, d.Errf("unrecognized consent option '%s'", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 func parseCookie(d *caddyfile.Dispenser) (*module.Cookie, error) {
@@ -250,7 +313,7 @@ func parseNetwork(d *caddyfile.Dispenser) (string, *module.Network, error) {
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		key := d.Val()
-		if key != "header" && key != "param" {
+		if key != "header" && key != "param" && key != "click_cookie" {
 			if seen[key] {
 				return "", nil, d.Errf("network %s: %s already specified", name, key)
 			}
@@ -263,6 +326,22 @@ func parseNetwork(d *caddyfile.Dispenser) (string, *module.Network, error) {
 		case "click_param":
 			n.ClickParams = d.RemainingArgs()
 			if len(n.ClickParams) == 0 {
+				return "", nil, d.ArgErr()
+			}
+		case "click_cookie":
+			c := new(module.ClickCookie)
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return "", nil, d.ArgErr()
+			}
+			c.Name = args[0]
+			if len(args) == 2 {
+				c.Field = args[1]
+			}
+			n.ClickCookies = append(n.ClickCookies, c)
+		case "consent":
+			n.Consent = d.RemainingArgs()
+			if len(n.Consent) == 0 {
 				return "", nil, d.ArgErr()
 			}
 		case "role":

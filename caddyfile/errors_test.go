@@ -19,7 +19,9 @@ func global(body string) string {
 
 func cookie(body string) string   { return global("cookie {\n" + body + "\n}") }
 func delivery(body string) string { return global("delivery {\n" + body + "\n}") }
-func network(body string) string  { return global("network demo {\n" + body + "\n}") }
+
+func consentBlock(body string) string { return global("consent {\n" + body + "\n}") }
+func network(body string) string      { return global("network demo {\n" + body + "\n}") }
 
 func site(body string) string {
 	return "example.com {\n\tpostback {\n" + body + "\n\t}\n\trespond ok\n}\n"
@@ -71,7 +73,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"global repeated attribution", global("attribution last_click\nattribution first_click #!"), []string{"attribution already specified"}},
 		{"global repeated max_click_id_length", global("max_click_id_length 9\nmax_click_id_length 9 #!"), []string{"max_click_id_length already specified"}},
 		{"global repeated max_touchpoints", global("max_touchpoints 9\nmax_touchpoints 9 #!"), []string{"max_touchpoints already specified"}},
-		{"global repeated consent_cookie", global("consent_cookie a\nconsent_cookie b #!"), []string{"consent_cookie already specified"}},
+		{"global repeated consent", global("consent {\ntcf\n}\nconsent { #!\ntcf\n}"), []string{"consent already specified"}},
+		{"consent_cookie is gone", global("consent_cookie a #!"), []string{"consent_cookie is replaced by consent { purpose"}},
 		{"global repeated truncate_ip", global("truncate_ip\ntruncate_ip #!"), []string{"truncate_ip already specified"}},
 		{"global repeated disable_metrics", global("disable_metrics\ndisable_metrics #!"), []string{"disable_metrics already specified"}},
 		{"global repeated cookie", global("cookie {\nname a\n}\ncookie { #!\nname b\n}"), []string{"cookie already specified"}},
@@ -86,8 +89,17 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"attribution no arg", global("attribution #!"), []string{argCount, "'attribution'"}},
 		{"max_touchpoints word", global("max_touchpoints many #!"), []string{`max_touchpoints: want a whole number, got "many"`}},
 		{"max_click_id_length negative", global("max_click_id_length -1 #!"), []string{`max_click_id_length: want a whole number, got "-1"`}},
-		{"consent_cookie no arg", global("consent_cookie #!"), []string{argCount, "'consent_cookie'"}},
-		{"consent_cookie three args", global("consent_cookie a b c #!"), []string{argCount}},
+
+		// consent { }
+		{"consent args", global("consent yes { #!\ntcf\n}"), []string{argCount, "'yes'"}},
+		{"consent unknown", consentBlock("cookie cc yes #!"), []string{"unrecognized consent option 'cookie'"}},
+		{"consent repeated tcf", consentBlock("tcf\ntcf #!"), []string{"consent tcf already specified"}},
+		{"consent tcf two cookies", consentBlock("tcf a b #!"), []string{argCount, "'b'"}},
+		{"consent purpose two args", consentBlock("purpose ads cc #!"), []string{argCount}},
+		{"consent purpose bad regexp", consentBlock("purpose ads cc (yes #!"), []string{"consent purpose ads: bad regular expression"}},
+		{"consent require no arg", consentBlock("require #!"), []string{argCount, "'require'"}},
+		{"consent repeated require", consentBlock("require 1\nrequire 2 #!"), []string{"consent require already specified"}},
+		{"consent ad_user_data no arg", consentBlock("ad_user_data #!"), []string{argCount}},
 
 		// cookie { }
 		{"cookie args", global("cookie extra { #!\nname a\n}"), []string{argCount, "'extra'"}},
@@ -123,6 +135,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"network unknown", network("urll https://x #!"), []string{"network demo: unrecognized option 'urll'"}},
 		{"network repeated preset", network("preset get\npreset post #!"), []string{"network demo: preset already specified"}},
 		{"network repeated click_param", network("click_param a\nclick_param b #!"), []string{"network demo: click_param already specified"}},
+		{"network click_cookie no arg", network("click_cookie #!"), []string{argCount}},
+		{"network click_cookie three args", network("click_cookie a b c #!"), []string{argCount}},
+		{"network consent no arg", network("consent #!"), []string{argCount}},
+		{"network repeated consent", network("consent 1\nconsent 2 #!"), []string{"network demo: consent already specified"}},
 		{"network repeated role", network("role affiliate\nrole platform #!"), []string{"network demo: role already specified"}},
 		{"network repeated window", network("window 1d\nwindow 2d #!"), []string{"network demo: window already specified"}},
 		{"network repeated url", network("url https://a\nurl https://b #!"), []string{"network demo: url already specified"}},

@@ -511,12 +511,30 @@ func (a *App) testFire(ctx context.Context, tf TestFire) (*TestFireResult, error
 	}
 	t := now()
 	pb := record.Postback{ConversionID: record.NewID(t), Network: tf.Network, Order: o, Time: t, Test: true,
-		Touchpoint: record.Touchpoint{Network: tf.Network, ClickID: tf.ClickID, CapturedAt: t.Add(-time.Minute), ExpiresAt: t.Add(time.Hour)}}
+		Touchpoint: record.Touchpoint{Network: tf.Network, Param: a.testParam(tf.Network), ClickID: tf.ClickID,
+			CapturedAt: t.Add(-time.Minute), ExpiresAt: t.Add(time.Hour)}}
 	req, at, err := a.rt.dispatcher.Fire(ctx, &pb)
 	if err != nil {
 		return nil, apiErr(http.StatusBadRequest, err)
 	}
 	return &TestFireResult{Request: req, Attempt: at}, nil
+}
+
+// testParam is the parameter a test click comes under: the network's
+// first click parameter (or click cookie), as a real click of the network
+// would, so that presets that send the click by its kind (gclid, epik,
+// _fprom_tid) send the test one.
+func (a *App) testParam(network string) string {
+	if i := a.networkIndex(network); i >= 0 {
+		n := a.recognizer.Networks()[i]
+		if len(n.Params) > 0 {
+			return n.Params[0]
+		}
+		if len(n.Cookies) > 0 {
+			return n.Cookies[0].Name
+		}
+	}
+	return ""
 }
 
 // deliveryView is a delivery as the admin API shows it.

@@ -12,19 +12,23 @@ import "testing"
 // no allocation. It measures the handler with a next that allocates nothing
 // itself.
 func TestPassThroughAllocatesNothing(t *testing.T) {
-	env := newBenchEnv(t, thankYouRule())
-	w := newBenchWriter()
-	r := passThroughRequest(w)
-	allocs := testing.AllocsPerRun(1000, func() {
-		w.reset()
-		if err := env.h.ServeHTTP(w, r, benchNext); err != nil {
-			t.Fatal(err)
+	for name, env := range map[string]*benchEnv{
+		"query click IDs":             newBenchEnv(t, thankYouRule()),
+		"query click IDs and cookies": withClickCookies(t, newBenchEnv(t, thankYouRule())),
+	} {
+		w := newBenchWriter()
+		r := passThroughRequest(w)
+		allocs := testing.AllocsPerRun(1000, func() {
+			w.reset()
+			if err := env.h.ServeHTTP(w, r, benchNext); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Fatalf("%s: pass-through request: %v allocations per request, want 0", name, allocs)
 		}
-	})
-	if allocs != 0 {
-		t.Fatalf("pass-through request: %v allocations per request, want 0", allocs)
-	}
-	if w.n != len(benchBody) || w.header.Get("Set-Cookie") != "" {
-		t.Fatalf("pass-through changed the response: %d bytes, header %v", w.n, w.header)
+		if w.n != len(benchBody) || w.header.Get("Set-Cookie") != "" {
+			t.Fatalf("%s: pass-through changed the response: %d bytes, header %v", name, w.n, w.header)
+		}
 	}
 }

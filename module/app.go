@@ -22,6 +22,7 @@ import (
 
 	"github.com/caddy-postback/caddy-postback/internal/attribution"
 	"github.com/caddy-postback/caddy-postback/internal/capture"
+	"github.com/caddy-postback/caddy-postback/internal/consent"
 	"github.com/caddy-postback/caddy-postback/internal/conversion"
 	"github.com/caddy-postback/caddy-postback/internal/outbox"
 	"github.com/caddy-postback/caddy-postback/internal/postback"
@@ -52,13 +53,11 @@ type App struct {
 	MaxClickIDLength int `json:"max_click_id_length,omitempty"`
 	// MaxTouchpoints caps the clicks kept per session. Default: 20.
 	MaxTouchpoints int `json:"max_touchpoints,omitempty"`
-	// ConsentCookie, when set, makes capture wait for consent: clicks are
-	// captured only when this cookie is present with ConsentValue.
-	// Default: none (no gating).
-	ConsentCookie string `json:"consent_cookie,omitempty"`
-	// ConsentValue is the consent cookie's "yes". Default: "1" when
-	// ConsentCookie is set.
-	ConsentValue string `json:"consent_value,omitempty"`
+	// Consent says where visitors' consent is read from (the TCF string,
+	// CMP cookies), what every capture needs, and how Google's consent
+	// signals are derived; networks add their own requirements. Default:
+	// none (clicks are captured without asking).
+	Consent *Consent `json:"consent,omitempty"`
 	// TruncateIP keeps only the network part of client IPs (/24, /48).
 	// Default: false.
 	TruncateIP bool `json:"truncate_ip,omitempty"`
@@ -83,6 +82,13 @@ type App struct {
 	rt         *runtime
 	recognizer *capture.Recognizer
 	sessions   *capture.Sessions
+	// consent is the consent policy; nil when consent is not configured.
+	consent *consent.Policy
+	// netConsent is each network's consent requirement, by recognizer
+	// index.
+	netConsent [][]string
+	// seenClicks remembers the cookie clicks sessions hold.
+	seenClicks *capture.SeenClicks
 	tracker    *conversion.Tracker
 	masker     *postback.Masker
 	// dispatcherConfig is what this config gives the dispatcher when it
@@ -94,6 +100,9 @@ type App struct {
 	metrics    *metrics
 	// clickCounters are metrics.clicks per network, by recognizer index.
 	clickCounters []prometheus.Counter
+	// refusedCounters are metrics.consentRefused per network, by
+	// recognizer index.
+	refusedCounters []prometheus.Counter
 	// signer signs session cookies; it is loaded from the storage on
 	// first use when no secret is configured (see loadSigner).
 	signer *signerState
@@ -194,9 +203,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.MaxTouchpoints == 0 {
 		a.MaxTouchpoints = capture.DefaultMaxTouchpoints
 	}
-	if a.ConsentCookie != "" && a.ConsentValue == "" {
-		a.ConsentValue = "1"
-	}
 	if a.InspectionBudget == 0 {
 		a.InspectionBudget = DefaultInspectionBudget
 	}
@@ -207,6 +213,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	env := &envExpander{}
+	if err := a.provisionConsent(); err != nil {
+		return err
+	}
+	a.seenClicks = capture.NewSeenClicks(0)
 
 	// Networks.
 	var nets []capture.Network
@@ -220,8 +230,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := a.checkNetworkConsent(name, n.Consent); err != nil {
+			return err
+		}
 		secrets = append(secrets, sec...)
 		nets = append(nets, cn)
+		a.netConsent = append(a.netConsent, n.Consent)
 		dests[name] = outbox.Destination{Destination: dest, Concurrency: n.Concurrency}
 		tracked[name] = conversion.Network{
 			Attribution: attribution.Network{Role: n.Role, Window: time.Duration(n.Window)},
@@ -272,6 +286,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	for _, n := range rec.Networks() {
 		a.clickCounters = append(a.clickCounters, a.metrics.clicks.WithLabelValues(n.Name))
+		a.refusedCounters = append(a.refusedCounters, a.metrics.consentRefused.WithLabelValues(n.Name))
 	}
 
 	// Storage and dispatcher, shared across reloads.

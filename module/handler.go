@@ -100,14 +100,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	a := h.app
 	click := a.recognizer.Has(r.URL.RawQuery)
-	cookie := len(r.Header["Cookie"]) > 0 && capture.CookieValue(r.Header, a.Cookie.Name) != ""
+	cookies := len(r.Header["Cookie"]) > 0
+	cookie := cookies && capture.CookieValue(r.Header, a.Cookie.Name) != ""
+	// A network's click cookie counts as a click: it is captured once per
+	// session, on whichever request first brings it.
+	click = click || cookies && a.recognizer.HasCookies() && a.recognizer.HasCookie(r.Header)
 	if !click && !cookie {
 		return next.ServeHTTP(w, r)
 	}
 	return h.serveTracked(w, r, next, click, cookie)
 }
 
-// serveTracked handles a request that carries a click ID or a session cookie.
+// serveTracked handles a request that carries a click ID (in its query or
+// a click cookie) or a session cookie.
 func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, click, cookie bool) error {
 	a := h.app
 	signer := a.loadSigner(r.Context())

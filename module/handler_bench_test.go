@@ -336,6 +336,45 @@ func BenchmarkConfirmationPage(b *testing.B) {
 	}
 }
 
+// withClickCookies gives the bench app the click cookies of Rewardful and
+// FirstPromoter besides its query click ID.
+func withClickCookies(tb testing.TB, env *benchEnv) *benchEnv {
+	tb.Helper()
+	nets := append(env.app.recognizer.Networks(),
+		capture.Network{Name: "rewardful", Cookies: capture.Presets["rewardful"].Cookies, Window: DefaultWindow},
+		capture.Network{Name: "firstpromoter", Params: capture.Presets["firstpromoter"].Params, Cookies: capture.Presets["firstpromoter"].Cookies, Window: DefaultWindow})
+	rec, err := capture.NewRecognizer(nets, capture.DefaultMaxClickIDLength)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	env.app.recognizer = rec
+	env.app.seenClicks = capture.NewSeenClicks(0)
+	for _, n := range nets[1:] {
+		env.app.clickCounters = append(env.app.clickCounters, env.app.metrics.clicks.WithLabelValues(n.Name))
+	}
+	return env
+}
+
+// BenchmarkPassThroughClickCookies is case (a) with click cookies
+// configured: the cookie header is scanned for them too.
+func BenchmarkPassThroughClickCookies(b *testing.B) {
+	env := withClickCookies(b, newBenchEnv(b, thankYouRule()))
+	w := newBenchWriter()
+	r := passThroughRequest(w)
+	serveRepeatedly(b, env, w, r)
+}
+
+// BenchmarkClickCookieHeld is a visitor whose every request carries a
+// click cookie the session already holds (pages and assets alike): after
+// the first request it is answered from memory, with no storage access.
+func BenchmarkClickCookieHeld(b *testing.B) {
+	env := withClickCookies(b, newBenchEnv(b, thankYouRule()))
+	w := newBenchWriter()
+	r := benchRequest(w, "http://shop.example/assets/app.css", env.cookie+"; _fprom_tid=5c1a4e0e-07e5-4d0c-b8a8-1f3f0a3e9d21; theme=dark")
+	r.Header.Set("Cookie", DefaultCookieName+"="+env.cookie+"; _fprom_tid=5c1a4e0e-07e5-4d0c-b8a8-1f3f0a3e9d21; theme=dark")
+	serveRepeatedly(b, env, w, r)
+}
+
 // BenchmarkPassThroughBaseline is case (a) without the handler: next alone,
 // on the same writer and request. Subtracting it from BenchmarkPassThrough
 // gives the directive's own cost.

@@ -15,21 +15,22 @@ import (
 // provider and outcome names from config: never click, session or order
 // IDs.
 type metrics struct {
-	clicks        *prometheus.CounterVec
-	badClicks     prometheus.Counter
-	skipped       *prometheus.CounterVec
-	conversions   *prometheus.CounterVec
-	dedupHits     *prometheus.CounterVec
-	deliveries    *prometheus.CounterVec
-	attempts      *prometheus.CounterVec
-	latency       *prometheus.HistogramVec
-	retries       *prometheus.CounterVec
-	paused        *prometheus.GaugeVec
-	webhooks      *prometheus.CounterVec
-	uninspected   prometheus.Counter
-	storageUp     prometheus.Gauge
-	queue         *queueCollector
-	allCollectors []prometheus.Collector
+	clicks         *prometheus.CounterVec
+	badClicks      prometheus.Counter
+	skipped        *prometheus.CounterVec
+	consentRefused *prometheus.CounterVec
+	conversions    *prometheus.CounterVec
+	dedupHits      *prometheus.CounterVec
+	deliveries     *prometheus.CounterVec
+	attempts       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	retries        *prometheus.CounterVec
+	paused         *prometheus.GaugeVec
+	webhooks       *prometheus.CounterVec
+	uninspected    prometheus.Counter
+	storageUp      prometheus.Gauge
+	queue          *queueCollector
+	allCollectors  []prometheus.Collector
 }
 
 var (
@@ -53,6 +54,8 @@ func sharedMetrics() *metrics {
 			clicks:    counter("clicks_captured_total", "Click IDs captured, by network.", "network"),
 			badClicks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "clicks_rejected_total", Help: "Click IDs ignored because they were malformed."}),
 			skipped:   counter("captures_skipped_total", "Landing clicks not captured, by reason (storage unavailable, no consent).", "reason"),
+			consentRefused: counter("clicks_without_consent_total",
+				"Click IDs not captured because the visitor had not given the consent their network requires (its own or the global requirement), by network.", "network"),
 			conversions: counter("conversions_total", "Orders recorded, by source, event and result (credited, duplicate, uncredited, held).",
 				"source", "event", "result"),
 			dedupHits:  counter("dedup_hits_total", "Postbacks not queued because the same network, event and order was queued before.", "network"),
@@ -72,7 +75,7 @@ func sharedMetrics() *metrics {
 			queue: newQueueCollector(),
 		}
 		m.storageUp.Set(1)
-		m.allCollectors = []prometheus.Collector{m.clicks, m.badClicks, m.skipped, m.conversions, m.dedupHits, m.deliveries, m.attempts,
+		m.allCollectors = []prometheus.Collector{m.clicks, m.badClicks, m.skipped, m.consentRefused, m.conversions, m.dedupHits, m.deliveries, m.attempts,
 			m.latency, m.retries, m.paused, m.webhooks, m.uninspected, m.storageUp, m.queue}
 		sharedM = m
 	})

@@ -2,12 +2,15 @@ package module
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-postback/caddy-postback/internal/capture"
+	"github.com/caddy-postback/caddy-postback/internal/outbox"
 	"github.com/caddy-postback/caddy-postback/internal/postback"
 )
 
@@ -20,8 +23,22 @@ type Network struct {
 	Preset string `json:"preset,omitempty"`
 	// ClickParams are the landing-URL query parameters that carry this
 	// network's click ID, matched case-sensitively. Default: the preset's,
-	// or those of the built-in network with the same name.
+	// or those of the built-in network with the same name, unless
+	// ClickCookies are set.
 	ClickParams []string `json:"click_params,omitempty"`
+	// ClickCookies are first-party cookies in which the network's own
+	// script keeps the visitor's click ID (Rewardful's rewardful.referral,
+	// FirstPromoter's _fprom_tid). They are read on any request of a
+	// visitor who has them, and each value is captured once per session,
+	// validated and capped as query click IDs are; the click counts from
+	// when it is first seen. Default: the preset's (or the built-in
+	// network's), unless ClickParams are set.
+	ClickCookies []*ClickCookie `json:"click_cookies,omitempty"`
+	// Consent is what a visitor must have granted for this network's
+	// clicks to be captured, besides the global requirement: purpose
+	// names of the consent option, TCF purpose numbers, or vendor:<id>.
+	// Default: none.
+	Consent []string `json:"consent,omitempty"`
 	// Role is "affiliate" (competes for the conversion) or "platform" (told
 	// of every conversion it has a click for). Default: the preset's, else
 	// affiliate.
@@ -61,15 +78,27 @@ type Network struct {
 	RebillPeriod caddy.Duration `json:"rebill_period,omitempty"`
 }
 
+// ClickCookie is a cookie that holds a network's click ID.
+type ClickCookie struct {
+	// Name is the cookie's name.
+	Name string `json:"name"`
+	// Field is the path of the click ID when the cookie holds a JSON
+	// object (percent-encoded or not), such as "id". Default: none (the
+	// value is the click ID).
+	Field string `json:"field,omitempty"`
+}
+
 // networkName is what a network may be called: it is used in store keys,
 // metrics labels and the admin API.
 var networkName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
-// capturePresetFor maps postback presets to the built-in click sources.
+// capturePresetFor maps postback presets to the built-in click sources
+// whose names differ; a preset named as a click source (google_ads,
+// pinterest, rewardful, …) is its own.
 var capturePresetFor = map[string]string{
-	"meta_capi": "meta",
-	"ga4_mp":    "google_ads",
-	"tiktok":    "tiktok",
+	"meta_capi":     "meta",
+	"ga4_mp":        "google_ads",
+	"microsoft_ads": "microsoft",
 }
 
 // DefaultWindow is a network's attribution window when none is set.
@@ -95,11 +124,14 @@ func (n *Network) build(name string, env *envExpander) (capture.Network, postbac
 	} else if p, has := capture.Presets[n.Preset]; has {
 		preset, ok = p, true
 	}
-	if len(n.ClickParams) == 0 {
+	if len(n.ClickParams) == 0 && len(n.ClickCookies) == 0 {
 		if !ok {
-			return capture.Network{}, nil, postback.Config{}, fmt.Errorf("network %s: no click_param, and no built-in network of that name or preset", name)
+			return capture.Network{}, nil, postback.Config{}, fmt.Errorf("network %s: no click_param or click_cookie, and no built-in network of that name or preset", name)
 		}
 		n.ClickParams = preset.Params
+		for _, c := range preset.Cookies {
+			n.ClickCookies = append(n.ClickCookies, &ClickCookie{Name: c.Name, Field: c.Field})
+		}
 	}
 	if n.Role == "" {
 		n.Role = preset.Role
@@ -119,7 +151,8 @@ func (n *Network) build(name string, env *envExpander) (capture.Network, postbac
 	if n.Concurrency < 0 {
 		return capture.Network{}, nil, postback.Config{}, fmt.Errorf("network %s: negative concurrency", name)
 	}
-	cfg := postback.Config{Preset: n.Preset, Method: n.Method, BodyType: n.BodyType, SuccessBody: n.SuccessBody, Events: n.Events}
+	cfg := postback.Config{Preset: n.Preset, Method: n.Method, BodyType: n.BodyType, SuccessBody: n.SuccessBody, Events: n.Events,
+		Client: presetClient()}
 	var err error
 	expand := func(what, v string) string {
 		if err != nil {
@@ -150,5 +183,18 @@ func (n *Network) build(name string, env *envExpander) (capture.Network, postbac
 		return capture.Network{}, nil, postback.Config{}, fmt.Errorf("network %s: %w", name, err)
 	}
 	cn := capture.Network{Name: name, Params: n.ClickParams, Window: time.Duration(n.Window), Role: n.Role}
+	for _, c := range n.ClickCookies {
+		cn.Cookies = append(cn.Cookies, capture.ClickCookie{Name: c.Name, Field: c.Field})
+	}
 	return cn, dest, cfg, nil
 }
+
+// presetClient is the HTTP client presets make their own requests with
+// (OAuth token refreshes): the one postbacks are sent with, which follows
+// no redirect to another host and sends no Referer. One for the process,
+// so its connections are shared across reloads.
+var presetClient = sync.OnceValue(func() *http.Client { return outbox.NewClient(presetClientTimeout) })
+
+// presetClientTimeout bounds the wait for a preset's own request's answer
+// headers; presets bound the whole request themselves.
+const presetClientTimeout = 30 * time.Second

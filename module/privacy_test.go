@@ -18,7 +18,10 @@ func TestConsentAndIPTruncation(t *testing.T) {
 	cfg := fmt.Sprintf(`{
 %s	postback {
 		storage %s
-		consent_cookie cc_cookie yes
+		consent {
+			purpose tracking cc_cookie ^yes$
+			require tracking
+		}
 		truncate_ip
 		cookie {
 			name sid

@@ -31,8 +31,10 @@ func TestInvalidWebhookValuesAreHeld(t *testing.T) {
 	for name, edit := range map[string]func(string) string{
 		"negative":         func(b string) string { return strings.ReplaceAll(b, `"amount_total":4990`, `"amount_total":-5000`) },
 		"unknown currency": func(b string) string { return strings.Replace(b, `"currency":"usd"`, `"currency":"zzz"`, 1) },
-		"long order ID":    func(b string) string { return strings.Replace(b, `"id":"cs_held_long"`, `"id":"cs_`+strings.Repeat("x", 10<<10)+`"`, 1) },
-		"out of range":     func(b string) string { return strings.ReplaceAll(b, `"amount_total":4990`, `"amount_total":1e30`) },
+		"long order ID": func(b string) string {
+			return strings.Replace(b, `"id":"cs_held_long"`, `"id":"cs_`+strings.Repeat("x", 10<<10)+`"`, 1)
+		},
+		"out of range": func(b string) string { return strings.ReplaceAll(b, `"amount_total":4990`, `"amount_total":1e30`) },
 	} {
 		sess := "cs_held_" + strings.ReplaceAll(name, " ", "_")
 		if name == "long order ID" {

@@ -290,10 +290,11 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request, wh *Webho
 const webhookLogRetention = 30 * 24 * time.Hour
 
 // joinAndConvert ties a webhook's order to a visitor, in order of strength:
-// a signed session reference that travelled through the checkout, a click
-// ID the platform carried that was captured here, click IDs of the
-// platform's landing URL (Shopify's landing_site) taken as they are, or a
-// confirmation page that already tied the order to a session (found by the
+// a signed session reference that travelled through the checkout, a
+// reference that is a click ID captured here (a network's script filled it
+// in), a click ID the platform carried that was captured here, click IDs
+// of the platform's landing URL (Shopify's landing_site) taken as they
+// are, or a confirmation page that already tied the order to a session (found by the
 // tracker). Then it records the conversion.
 func (a *App) joinAndConvert(ctx context.Context, o order.Order, eventKey string) (conversion.Result, error) {
 	t := now()
@@ -309,6 +310,13 @@ func (a *App) joinAndConvert(ctx context.Context, o order.Order, eventKey string
 			}
 		}
 	}
+	if sess == nil && o.SessionRef != "" {
+		s, err := a.sessionFromForeignRef(ctx, o.SessionRef, t)
+		if err != nil {
+			return conversion.Result{}, err
+		}
+		sess = s
+	}
 	if sess == nil && len(o.ClickIDs) > 0 {
 		s, err := a.sessionFromClickIDs(ctx, o, t)
 		if err != nil {
@@ -317,6 +325,25 @@ func (a *App) joinAndConvert(ctx context.Context, o order.Order, eventKey string
 		sess = s
 	}
 	return a.tracker.Convert(ctx, o, sess, "", eventKey)
+}
+
+// sessionFromForeignRef finds the visitor of a session reference that is
+// not ours: a network's script may have put its own click ID there
+// (Rewardful's passes its referral as Stripe's client_reference_id), and
+// a click captured from the network's cookie has that ID.
+func (a *App) sessionFromForeignRef(ctx context.Context, ref string, t time.Time) (*record.Session, error) {
+	if capture.ValidClickID(ref, a.MaxClickIDLength) != nil {
+		return nil, nil
+	}
+	ms, err := a.rt.store.FindClicks(ctx, ref, t, 1)
+	if err != nil || len(ms) == 0 {
+		return nil, err
+	}
+	s, err := a.rt.store.Session(ctx, ms[0].SessionID, t)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return s, err
 }
 
 // sessionFromClickIDs finds the visitor of click IDs a platform reported

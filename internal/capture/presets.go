@@ -6,11 +6,14 @@ package capture
 import "github.com/caddy-postback/caddy-postback/internal/record"
 
 // Preset is a network's click-ID query parameters, as the network appends
-// them to landing URLs.
+// them to landing URLs, and the cookies its own script keeps click IDs in.
 type Preset struct {
 	// Params are the click-ID query parameter names, matched exactly
 	// (case-sensitive) in the order given.
 	Params []string
+	// Cookies are first-party cookies the network's script sets on the
+	// site, holding the click ID (or referral) it tracks the visitor by.
+	Cookies []ClickCookie
 	// Role is "affiliate" for networks that compete for a commission or
 	// "platform" for ad platforms that are told of every conversion.
 	Role string
@@ -26,6 +29,8 @@ var Presets = map[string]Preset{
 	"linkedin":     {Params: []string{"li_fat_id"}, Role: "platform"},
 	"x":            {Params: []string{"twclid"}, Role: "platform"},
 	"snapchat":     {Params: []string{"sccid", "ScCid"}, Role: "platform"},
+	"pinterest":    {Params: []string{"epik"}, Role: "platform"},
+	"reddit":       {Params: []string{"rdt_cid"}, Role: "platform"},
 	"impact":       {Params: []string{"irclickid"}, Role: "affiliate"},
 	"cj":           {Params: []string{"cjevent"}, Role: "affiliate"},
 	"awin":         {Params: []string{"awc"}, Role: "affiliate"},
@@ -35,11 +40,20 @@ var Presets = map[string]Preset{
 	"everflow":     {Params: []string{"_ef_transaction_id", "transaction_id"}, Role: "affiliate"},
 	"tune":         {Params: []string{"transaction_id", "tid", "aff_click_id"}, Role: "affiliate"},
 	"partnerstack": {Params: []string{"ps_xid"}, Role: "affiliate"},
-	"voluum":       {Params: []string{"clickid", "cid"}, Role: "affiliate"},
-	"binom":        {Params: []string{"clickid", "cnv_id"}, Role: "affiliate"},
-	"keitaro":      {Params: []string{"subid"}, Role: "affiliate"},
-	"redtrack":     {Params: []string{"clickid", "rtkcid"}, Role: "affiliate"},
-	"generic":      {Params: []string{"clickid", "click_id"}, Role: "affiliate"},
+	// Rewardful's script turns a ?via= link token into a referral (a
+	// UUID) and keeps it in the rewardful.referral cookie as JSON; only
+	// the referral can be reported, so the link token is not captured.
+	"rewardful": {Cookies: []ClickCookie{{Name: "rewardful.referral", Field: "id"}}, Role: "affiliate"},
+	// FirstPromoter: ?fpr= is the promoter's referral ID (ref_id); its
+	// script keeps the visitor's tracking ID (tid) in _fprom_tid.
+	"firstpromoter": {Params: []string{"fpr"}, Cookies: []ClickCookie{{Name: "_fprom_tid"}}, Role: "affiliate"},
+	// Tapfiliate: ?ref= is the affiliate's referral code.
+	"tapfiliate": {Params: []string{"ref"}, Role: "affiliate"},
+	"voluum":     {Params: []string{"clickid", "cid"}, Role: "affiliate"},
+	"binom":      {Params: []string{"clickid", "cnv_id"}, Role: "affiliate"},
+	"keitaro":    {Params: []string{"subid"}, Role: "affiliate"},
+	"redtrack":   {Params: []string{"clickid", "rtkcid"}, Role: "affiliate"},
+	"generic":    {Params: []string{"clickid", "click_id"}, Role: "affiliate"},
 }
 
 // subParamIndex numbers record.SubParams for Recognizer.Read.

@@ -15,6 +15,9 @@ type Network struct {
 	Name string
 	// Params are its click-ID query parameters.
 	Params []string
+	// Cookies are the first-party cookies its own script keeps click IDs
+	// in.
+	Cookies []ClickCookie
 	// Window is its attribution window: how long a click can earn a conversion.
 	Window time.Duration
 	// Role is "affiliate" or "platform".
@@ -40,6 +43,8 @@ type Recognizer struct {
 	// requests carry no click ID.
 	lengths uint64
 	first   [256]bool
+	// cookies are the networks' click cookies.
+	cookies []cookieSource
 }
 
 // DefaultMaxClickIDLength caps click IDs; the longest documented IDs (fbclid,
@@ -66,6 +71,9 @@ func NewRecognizer(networks []Network, maxLen int) (*Recognizer, error) {
 			r.lengths |= lengthBit(len(p))
 			r.first[p[0]] = true
 		}
+	}
+	if err := r.addCookies(); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -76,6 +76,33 @@ func (s *Sessions) Capture(ctx context.Context, sessionID string, tps []record.T
 	return "", false, errors.New("creating session: no free session ID")
 }
 
+// Missing returns the touchpoints a live session does not hold yet (by
+// network and click ID), and whether the session exists at all; all of
+// them when it does not (it expired or was erased).
+func (s *Sessions) Missing(ctx context.Context, sessionID string, tps []record.Touchpoint, now time.Time) ([]record.Touchpoint, bool, error) {
+	sess, err := s.Store.Session(ctx, sessionID, now)
+	if errors.Is(err, store.ErrNotFound) {
+		return tps, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading session: %w", err)
+	}
+	var out []record.Touchpoint
+	for _, tp := range tps {
+		held := false
+		for _, have := range sess.Touchpoints {
+			if have.Network == tp.Network && have.ClickID == tp.ClickID {
+				held = true
+				break
+			}
+		}
+		if !held {
+			out = append(out, tp)
+		}
+	}
+	return out, true, nil
+}
+
 // Field caps of a touchpoint: a click writes at most these, whatever the
 // landing request carries. The click ID and sub IDs are capped by the
 // recognizer (max_click_id_length).

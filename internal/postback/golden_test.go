@@ -141,6 +141,22 @@ var goldenCases = map[string][]goldenCase{
 				c.Order.Event, c.Order.HasAmount, c.Order.Coupon, c.Test = "lead", false, "", true
 				return c
 			}},
+		{"consent signals of the click", Config{Preset: "ga4_mp", Params: map[string]string{"measurement_id": "G-ABC123", "api_secret": "sec"}},
+			func() *record.Postback {
+				c := fixture("google_ads", "gclid", "EAIaIQobChMI")
+				c.GAClientID = "1197596843.1673515099"
+				c.Order.Coupon = ""
+				c.Touchpoint.Consent = &record.Consent{AdUserData: record.Granted, AdPersonalization: record.Denied, Purposes: []string{"1", "7"}}
+				return c
+			}},
+		{"consent unknown", Config{Preset: "ga4_mp", Params: map[string]string{"measurement_id": "G-ABC123", "api_secret": "sec"}},
+			func() *record.Postback {
+				c := fixture("google_ads", "gclid", "EAIaIQobChMI")
+				c.GAClientID = "1197596843.1673515099"
+				c.Order.Coupon = ""
+				c.Touchpoint.Consent = &record.Consent{Purposes: []string{"marketing"}}
+				return c
+			}},
 	},
 	"tiktok": {
 		{"purchase", Config{Preset: "tiktok", Params: map[string]string{"pixel_code": "C4ABCDEFGH", "access_token": "tt-token"}},

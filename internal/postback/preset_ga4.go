@@ -19,8 +19,12 @@ import (
 //	POST https://www.google-analytics.com/mp/collect?measurement_id=<id>&api_secret=<secret>
 //	Content-Type: application/json
 //
-//	{"client_id":…,"events":[{"name":"purchase","params":{"transaction_id":…,"value":<number>,
+//	{"client_id":…,"consent":{"ad_user_data":"GRANTED"|"DENIED","ad_personalization":…},
+//	 "events":[{"name":"purchase","params":{"transaction_id":…,"value":<number>,
 //	  "currency":…,"coupon":…,"items":[{"item_id":…,"item_name":…,"price":<number>,"quantity":…}]}}]}
+//
+// consent carries the click's Google consent signals, each only when it
+// is known (granted or denied).
 //
 // Params: measurement_id and api_secret (required). Events map to GA4's
 // recommended names: purchase → purchase, lead → generate_lead, signup →
@@ -75,8 +79,33 @@ type ga4Preset struct {
 }
 
 type ga4Body struct {
-	ClientID string     `json:"client_id"`
-	Events   []ga4Event `json:"events"`
+	ClientID string      `json:"client_id"`
+	Consent  *ga4Consent `json:"consent,omitempty"`
+	Events   []ga4Event  `json:"events"`
+}
+
+type ga4Consent struct {
+	AdUserData        string `json:"ad_user_data,omitempty"`
+	AdPersonalization string `json:"ad_personalization,omitempty"`
+}
+
+// ga4ConsentOf returns the click's known Google consent signals, or nil.
+func ga4ConsentOf(tp *record.Touchpoint) *ga4Consent {
+	cs := tp.Consent
+	if cs == nil {
+		return nil
+	}
+	known := func(v string) string {
+		if v == record.Granted || v == record.Denied {
+			return strings.ToUpper(v)
+		}
+		return ""
+	}
+	c := &ga4Consent{AdUserData: known(cs.AdUserData), AdPersonalization: known(cs.AdPersonalization)}
+	if *c == (ga4Consent{}) {
+		return nil
+	}
+	return c
 }
 
 type ga4Event struct {
@@ -146,6 +175,7 @@ func (d *ga4Preset) Render(_ context.Context, c *record.Postback) (record.Reques
 	}
 	body := ga4Body{
 		ClientID: ga4ClientID(c),
+		Consent:  ga4ConsentOf(&c.Touchpoint),
 		Events:   []ga4Event{{Name: ga4EventName(o.Event, o.Status), Params: params}},
 	}
 	return postJSON(u, body, nil)
