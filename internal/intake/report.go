@@ -212,7 +212,7 @@ var statusWords = map[string]order.Status{
 	"sale": order.StatusApproved, "success": order.StatusApproved,
 	"pending": order.StatusPending, "hold": order.StatusPending, "on_hold": order.StatusPending,
 	"processing": order.StatusPending,
-	"rejected": order.StatusRejected, "declined": order.StatusRejected, "cancelled": order.StatusRejected,
+	"rejected":   order.StatusRejected, "declined": order.StatusRejected, "cancelled": order.StatusRejected,
 	"canceled": order.StatusRejected, "reversed": order.StatusRejected, "invalid": order.StatusRejected,
 	"refunded": order.StatusRefunded, "refund": order.StatusRefunded, "chargeback": order.StatusRefunded,
 }
