@@ -206,16 +206,20 @@ func (e *Endpoint) nameList(f Field) string {
 }
 
 // statusWords maps the statuses senders write to order statuses.
-var statusWords = map[string]order.Status{
-	"approved": order.StatusApproved, "approve": order.StatusApproved, "confirmed": order.StatusApproved,
-	"paid": order.StatusApproved, "completed": order.StatusApproved, "complete": order.StatusApproved,
-	"sale": order.StatusApproved, "success": order.StatusApproved,
-	"pending": order.StatusPending, "hold": order.StatusPending, "on_hold": order.StatusPending,
-	"processing": order.StatusPending,
-	"rejected":   order.StatusRejected, "declined": order.StatusRejected, "cancelled": order.StatusRejected,
-	"canceled": order.StatusRejected, "reversed": order.StatusRejected, "invalid": order.StatusRejected,
-	"refunded": order.StatusRefunded, "refund": order.StatusRefunded, "chargeback": order.StatusRefunded,
-}
+var statusWords = func() map[string]order.Status {
+	m := map[string]order.Status{}
+	for status, words := range map[order.Status][]string{
+		order.StatusApproved: {"approved", "approve", "confirmed", "paid", "completed", "complete", "sale", "success"},
+		order.StatusPending:  {"pending", "hold", "on_hold", "processing"},
+		order.StatusRejected: {"rejected", "declined", "cancelled", "canceled", "reversed", "invalid"},
+		order.StatusRefunded: {"refunded", "refund", "chargeback"},
+	} {
+		for _, w := range words {
+			m[w] = status
+		}
+	}
+	return m
+}()
 
 // checkEvent lower-cases an event name and checks that it is one plain
 // word: letters, digits, '_', '-' and '.', at most maxEventLength bytes.
