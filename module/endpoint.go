@@ -309,6 +309,9 @@ func (h *Handler) answerReport(answer func(int, string, string, map[string]any) 
 	if res.Held != "" {
 		body["held"] = res.Held
 	}
+	if len(res.Skipped) > 0 {
+		body["not_sent"] = res.Skipped
+	}
 	switch {
 	case v.relayed != "" && len(c.Credits) > 0 && c.Credits[0].Network == v.relayed:
 		body["status"], body["relayed_to"] = "relayed", v.relayed
