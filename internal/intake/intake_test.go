@@ -300,3 +300,16 @@ func TestNewRefuses(t *testing.T) {
 		t.Error("PathToken true without a path token")
 	}
 }
+
+// BenchmarkRead reads a typical report: a token, a click ID, an order
+// with amount and currency.
+func BenchmarkRead(b *testing.B) {
+	e := newEndpoint(b, Config{Tokens: []Token{{Secret: testToken}}})
+	r := query("token=" + testToken + "&click_id=ab+c/d==&order_id=1001&amount=49.90&currency=USD&payout=12")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.Read(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
