@@ -4,6 +4,7 @@
 package caddyfile
 
 import (
+	"net/netip"
 	"regexp"
 	"strconv"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
+	"github.com/caddy-postback/caddy-postback/internal/order"
 	"github.com/caddy-postback/caddy-postback/internal/postback"
 	"github.com/caddy-postback/caddy-postback/module"
 )
@@ -439,8 +441,20 @@ func setParam(d *caddyfile.Dispenser, n *module.Network, network, k, v string) e
 //			from header { order_id <name>; amount <name> [minor]; currency <name>; coupon <name> }
 //			max_body <size>
 //			join_only
+//			value <name> <value>
 //		}
 //		webhook <path> <provider> [<secret...>] [{ … }]
+//		endpoint <path> {
+//			token <secret> [query <name> | header <name> | path]
+//			allow <network...>
+//			insecure
+//			param <field> <name...>
+//			event <name>
+//			default_currency <code>
+//			relay <network>
+//			value <name> <value>
+//			max_body <size>
+//		}
 //		decorate <host> <provider> | decorate <host> param <name>
 //	}
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -461,6 +475,10 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			var wh *module.Webhook
 			wh, err = parseWebhook(d)
 			hd.Webhooks = append(hd.Webhooks, wh)
+		case "endpoint":
+			var ep *module.Endpoint
+			ep, err = parseEndpoint(d)
+			hd.Endpoints = append(hd.Endpoints, ep)
 		case "decorate":
 			args := d.RemainingArgs()
 			switch {
@@ -488,7 +506,7 @@ func parseRule(h httpcaddyfile.Helper) (*module.Rule, error) {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		key := d.Val()
-		if key != "from" && key != "match" { // several match sets are OR-ed
+		if key != "from" && key != "match" && key != "value" { // several match sets are OR-ed
 			if seen[key] {
 				return nil, d.Errf("conversion %s already specified", key)
 			}
@@ -545,6 +563,8 @@ func parseRule(h httpcaddyfile.Helper) (*module.Rule, error) {
 			rule.MaxBody = int(size)
 		case "join_only":
 			err = flag(d, &rule.JoinOnly)
+		case "value":
+			err = valueArg(d, "conversion", &rule.Values)
 		default:
 			return nil, d.Errf("unrecognized conversion option '%s'", key)
 		}
@@ -635,7 +655,7 @@ func parseWebhook(d *caddyfile.Dispenser) (*module.Webhook, error) {
 	generic := false
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		key := d.Val()
-		if key != "secret" && key != "status_map" {
+		if key != "secret" && key != "status_map" && key != "value" {
 			if seen[key] {
 				return nil, d.Errf("webhook %s: %s already specified", wh.Path, key)
 			}
@@ -661,6 +681,8 @@ func parseWebhook(d *caddyfile.Dispenser) (*module.Webhook, error) {
 			err = sizeArg(d, &wh.MaxBody, maxBodyLimit)
 		case "insecure":
 			err = flag(d, &wh.Insecure)
+		case "value":
+			err = valueArg(d, "webhook "+wh.Path, &wh.Values)
 		case "header", "algorithm", "encoding", "prefix", "timestamp_header", "signed_payload",
 			"order_id", "currency", "event_type", "status", "session", "event_id", "email", "coupon":
 			generic = true
@@ -705,6 +727,117 @@ func parseWebhook(d *caddyfile.Dispenser) (*module.Webhook, error) {
 		wh.Generic = g
 	}
 	return wh, nil
+}
+
+// parseEndpoint parses an endpoint block. An endpoint with neither a
+// token nor an allowlist must say insecure: anyone could report
+// conversions to it.
+func parseEndpoint(d *caddyfile.Dispenser) (*module.Endpoint, error) {
+	tok := d.Token()
+	ep := new(module.Endpoint)
+	if !d.Args(&ep.Path) || d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		switch key {
+		case "token", "allow", "param", "value":
+		default:
+			if seen[key] {
+				return nil, d.Errf("endpoint %s: %s already specified", ep.Path, key)
+			}
+			seen[key] = true
+		}
+		var err error
+		switch key {
+		case "token":
+			args := d.RemainingArgs()
+			t := &module.EndpointToken{}
+			switch {
+			case len(args) == 1:
+			case len(args) == 2 && args[1] == "path":
+				t.In = "path"
+			case len(args) == 3 && (args[1] == "query" || args[1] == "header"):
+				t.In, t.Name = args[1], args[2]
+			default:
+				return nil, d.Errf("endpoint %s: token: want '<secret> [query <name> | header <name> | path]'", ep.Path)
+			}
+			t.Secret = args[0]
+			ep.Tokens = append(ep.Tokens, t)
+		case "allow":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			for _, a := range args {
+				if a == "private_ranges" {
+					continue
+				}
+				if _, err := netip.ParsePrefix(a); err != nil {
+					if _, err := netip.ParseAddr(a); err != nil {
+						return nil, d.Errf("endpoint %s: allow %q: want a network such as 10.0.0.0/8, an address, or private_ranges", ep.Path, a)
+					}
+				}
+			}
+			ep.Allow = append(ep.Allow, args...)
+		case "insecure":
+			err = flag(d, &ep.Insecure)
+		case "param":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return nil, d.Errf("endpoint %s: param: want '<field> <parameter name...>'", ep.Path)
+			}
+			if ep.Params == nil {
+				ep.Params = map[string][]string{}
+			}
+			if _, dup := ep.Params[args[0]]; dup {
+				return nil, d.Errf("endpoint %s: param %s already specified", ep.Path, args[0])
+			}
+			ep.Params[args[0]] = args[1:]
+		case "event":
+			err = oneArg(d, &ep.Event)
+		case "default_currency":
+			err = oneArg(d, &ep.DefaultCurrency)
+		case "relay":
+			err = oneArg(d, &ep.Relay)
+		case "value":
+			err = valueArg(d, "endpoint "+ep.Path, &ep.Values)
+		case "max_body":
+			err = sizeArg(d, &ep.MaxBody, maxBodyLimit)
+		default:
+			return nil, d.Errf("endpoint %s: unrecognized option '%s'", ep.Path, key)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(ep.Tokens) == 0 && len(ep.Allow) == 0 && !ep.Insecure {
+		return nil, errAt(tok, "endpoint %s: no token and no allow: anyone could report conversions; add a token or an allowlist, or say insecure", ep.Path)
+	}
+	if ep.Insecure && (len(ep.Tokens) > 0 || len(ep.Allow) > 0) {
+		return nil, errAt(tok, "endpoint %s: insecure with a token or an allowlist: drop one of them", ep.Path)
+	}
+	return ep, nil
+}
+
+// valueArg reads "value <name> <value>" into vals; what names the block.
+func valueArg(d *caddyfile.Dispenser, what string, vals *map[string]string) error {
+	var name, v string
+	if !d.Args(&name, &v) || d.NextArg() {
+		return d.ArgErr()
+	}
+	if !order.ValidValueName(name) {
+		return d.Errf("%s: value name %q: use letters, digits and '_' (the template token is {value.<name>})", what, name)
+	}
+	if *vals == nil {
+		*vals = map[string]string{}
+	}
+	if _, dup := (*vals)[name]; dup {
+		return d.Errf("%s: value %s already specified", what, name)
+	}
+	(*vals)[name] = v
+	return nil
 }
 
 // genericOnly are the webhook options only the generic provider takes.

@@ -33,6 +33,15 @@ func webhook(provider, body string) string {
 	return site("webhook /hook " + provider + " s3cret {\n" + body + "\n}")
 }
 
+func endpoint(body string) string {
+	return site("endpoint /in { #!\n" + body + "\n}")
+}
+
+// endpointAt is an endpoint whose marked line is in its body.
+func endpointAt(body string) string {
+	return site("endpoint /in {\ntoken {env.T}\n" + body + "\n}")
+}
+
 func fromJSON(body string) string   { return conversion("from json {\n" + body + "\n}") }
 func fromHeader(body string) string { return conversion("from header {\n" + body + "\n}") }
 
@@ -248,6 +257,35 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"stripe status_map", webhook("stripe", "status_map a approved #!"), []string{"webhook /hook: status_map is only for the generic provider"}},
 		{"shopify signed_payload", webhook("shopify", `signed_payload "{ts}.{body}" #!`), []string{"webhook /hook: signed_payload is only for the generic provider, not shopify"}},
 		{"gumroad algorithm", webhook("gumroad", "algorithm sha1 #!"), []string{"webhook /hook: algorithm is only for the generic provider, not gumroad"}},
+		{"webhook value one arg", webhook("jvzoo", "value offer_id #!"), []string{argCount}},
+		{"webhook repeated value", webhook("jvzoo", "value offer_id 1\nvalue offer_id 2 #!"), []string{"webhook /hook: value offer_id already specified"}},
+		{"webhook bad value name", webhook("jvzoo", "value offer-id 1 #!"), []string{`webhook /hook: value name "offer-id"`}},
+		{"conversion bad value name", conversion("value {x} 1 #!"), []string{`conversion: value name "{x}"`}},
+		{"conversion repeated value", conversion("value goal a\nvalue goal b #!"), []string{"conversion: value goal already specified"}},
+
+		// endpoint <path> { }
+		{"endpoint no path", site("endpoint { #!\ninsecure\n}"), []string{argCount, "'endpoint'"}},
+		{"endpoint two paths", site("endpoint /a /b { #!\ninsecure\n}"), []string{argCount, "'/b'"}},
+		{"endpoint without auth", endpoint("event lead"), []string{"endpoint /in: no token and no allow", "say insecure"}},
+		{"endpoint bare", site("endpoint /in #!"), []string{"endpoint /in: no token and no allow"}},
+		{"endpoint insecure with token", endpoint("insecure\ntoken {env.T}"), []string{"endpoint /in: insecure with a token or an allowlist"}},
+		{"endpoint insecure with allow", endpoint("allow 10.0.0.0/8\ninsecure"), []string{"insecure with a token or an allowlist"}},
+		{"endpoint unknown", endpointAt("tokn x #!"), []string{"endpoint /in: unrecognized option 'tokn'"}},
+		{"endpoint token no arg", endpointAt("token #!"), []string{"endpoint /in: token: want '<secret> [query <name> | header <name> | path]'"}},
+		{"endpoint token bad place", endpointAt("token {env.U} cookie x #!"), []string{"endpoint /in: token: want"}},
+		{"endpoint token header without name", endpointAt("token {env.U} header #!"), []string{"endpoint /in: token: want"}},
+		{"endpoint token path with name", endpointAt("token {env.U} path x #!"), []string{"endpoint /in: token: want"}},
+		{"endpoint allow no arg", endpointAt("allow #!"), []string{argCount, "'allow'"}},
+		{"endpoint allow bad", endpointAt("allow 10.0.0.0/33 #!"), []string{`endpoint /in: allow "10.0.0.0/33"`}},
+		{"endpoint allow word", endpointAt("allow intranet #!"), []string{`allow "intranet"`}},
+		{"endpoint param one arg", endpointAt("param order_id #!"), []string{"endpoint /in: param: want '<field> <parameter name...>'"}},
+		{"endpoint repeated param", endpointAt("param order_id a\nparam order_id b #!"), []string{"endpoint /in: param order_id already specified"}},
+		{"endpoint repeated event", endpointAt("event a\nevent b #!"), []string{"endpoint /in: event already specified"}},
+		{"endpoint repeated relay", endpointAt("relay a\nrelay b #!"), []string{"endpoint /in: relay already specified"}},
+		{"endpoint repeated insecure", site("endpoint /in {\ninsecure\ninsecure #!\n}"), []string{"endpoint /in: insecure already specified"}},
+		{"endpoint relay two args", endpointAt("relay a b #!"), []string{argCount, "'b'"}},
+		{"endpoint max_body bad", endpointAt("max_body lots #!"), []string{`max_body "lots"`}},
+		{"endpoint value bad name", endpointAt("value a.b 1 #!"), []string{`endpoint /in: value name "a.b"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			line := markedLine(t, tc.caddyfile)
@@ -281,7 +319,11 @@ func TestCaddyfileValid(t *testing.T) {
 		"conversion":                    conversion("match path /x\nresponse status 2xx\namount {query.t} minor\nmax_body 1GiB"),
 		"from json":                     fromJSON("order_id a\namount b minor"),
 		"from header":                   fromHeader("order_id A\namount B minor"),
-		"stripe":                        webhook("stripe", "secret next\ntolerance 1m\nsession_field ref\nevent sale\nmax_body 1KiB"),
+		"stripe":                        webhook("stripe", "secret next\ntolerance 1m\nsession_field ref\nevent sale\nmax_body 1KiB\nvalue offer_id 7\nvalue goal g"),
+		"endpoint":                      endpointAt("token {env.U} header X-Secret\ntoken {env.V} query secret\ntoken {env.W} path\nallow 10.0.0.0/8 ::1 private_ranges\nallow 192.0.2.1\nparam order_id txid\nparam click_id a b\nvalue a 1\nvalue b 2\nrelay n\nmax_body 1KiB"),
+		"endpoint insecure":             site("endpoint /in {\ninsecure\n}"),
+		"endpoint allow only":           site("endpoint /in {\nallow 127.0.0.1\n}"),
+		"conversion values":             conversion("match path /x\norder_id x\nvalue a 1\nvalue b {query.b}"),
 		"generic":                       webhook("generic", "insecure\nstatus_map a approved\nstatus_map b pending\nsecret x\nsecret y"),
 		"empty block":                   global("") + site(""),
 		"several events and match sets": site("conversion purchase ftd {\nmatch path /a\nmatch {\npath /b\n}\norder_id x\n}"),

@@ -25,9 +25,10 @@ func init() {
 // captures click IDs into the visitor's session; for visitors with a
 // session it applies the conversion rules to confirmation pages as they
 // stream through and decorates checkout links; and it serves the configured
-// webhook endpoints.
+// webhook endpoints and universal postback endpoints.
 //
-// A request with no click ID, no session cookie and no webhook path costs a
+// A request with no click ID, no session cookie and no webhook or endpoint
+// path costs a
 // query-string scan and a cookie-header scan: no allocation, no storage
 // access. Whatever the storage does, the page is served.
 type Handler struct {
@@ -37,6 +38,9 @@ type Handler struct {
 	// Webhooks are the endpoints that receive e-commerce platforms'
 	// webhooks and marketplaces' payment notifications.
 	Webhooks []*Webhook `json:"webhooks,omitempty"`
+	// Endpoints are universal postback endpoints: URLs that a backend, CRM
+	// or tracker calls to report conversions.
+	Endpoints []*Endpoint `json:"endpoints,omitempty"`
 	// Decorate adds the visitor's session reference to links to hosted
 	// checkouts in HTML responses, so the platform's webhook carries it
 	// back. Default: none.
@@ -47,7 +51,10 @@ type Handler struct {
 	webhooks map[string]*Webhook
 	// tokenPaths are the path prefixes of webhooks whose secret is in the path.
 	tokenPaths []tokenPath
-	rejections *rejectionLog
+	endpoints map[string]*Endpoint
+	// endpointPrefixes are the endpoints whose token is in the path.
+	endpointPrefixes []endpointPrefix
+	rejections       *rejectionLog
 	// targets are the checkouts whose links are decorated.
 	targets []decorate.Target
 }
@@ -79,6 +86,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for _, wh := range h.Webhooks {
 		desc = append(desc, "webhook "+wh.Path+" ("+wh.Provider+")")
 	}
+	if err := h.provisionEndpoints(); err != nil {
+		return err
+	}
+	for _, ep := range h.Endpoints {
+		desc = append(desc, "endpoint "+ep.Path)
+	}
 	if err := h.provisionDecorations(); err != nil {
 		return err
 	}
@@ -96,6 +109,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.webhooks != nil || h.tokenPaths != nil {
 		if wh, ok := h.webhookFor(r.URL.Path); ok {
 			return h.serveWebhook(w, r, wh)
+		}
+	}
+	if h.endpoints != nil {
+		if ep, token, ok := h.endpointFor(r.URL.Path); ok {
+			return h.serveEndpoint(w, r, ep, token)
 		}
 	}
 	a := h.app

@@ -485,3 +485,33 @@ func BenchmarkStripeWebhook(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEndpointReport is one conversion report to the universal
+// endpoint for a captured click ID: the token check, reading the report,
+// finding the click's session and committing the conversion and its
+// postback. The store is in memory, so this is the CPU cost.
+func BenchmarkEndpointReport(b *testing.B) {
+	const token = "tok_bench_0123456789abcdef"
+	env := newBenchEnv(b)
+	env.h.Endpoints = []*Endpoint{{Path: "/postback/in", Tokens: []*EndpointToken{{Secret: token}}}}
+	if err := env.h.provisionEndpoints(); err != nil {
+		b.Fatal(err)
+	}
+	w := newBenchWriter()
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		w.reset()
+		i++
+		r := benchRequest(w, "http://shop.example/postback/in?token="+token+"&click_id=bench-visitor&order_id="+stamp+"_"+strconv.Itoa(i)+"&amount=49.90&currency=USD", "")
+		b.StartTimer()
+		if err := env.h.ServeHTTP(w, r, benchNext); err != nil {
+			b.Fatal(err)
+		}
+		if w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+}

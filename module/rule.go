@@ -59,6 +59,10 @@ type Rule struct {
 	// its amount and status (either may come first). For hosted checkouts'
 	// return pages. Default: false.
 	JoinOnly bool `json:"join_only,omitempty"`
+	// Values are per-offer values for the networks' templates
+	// ({value.<name>}), by name; {env.*} placeholders are replaced at
+	// load, request placeholders per request. Default: none.
+	Values map[string]string `json:"values,omitempty"`
 
 	matchers caddyhttp.MatcherSets
 	sources  []detect.Source
@@ -116,6 +120,11 @@ func (rule *Rule) provision(ctx caddy.Context) error {
 	if len(rule.MatcherSetsRaw) == 0 {
 		return errors.New("no match: a conversion rule must say which requests are confirmation pages")
 	}
+	vals, err := provisionValues("conversion "+strings.Join(rule.Events, "+"), rule.Values)
+	if err != nil {
+		return err
+	}
+	rule.Values = vals
 	mods, err := ctx.LoadModule(rule, "MatcherSetsRaw")
 	if err != nil {
 		return fmt.Errorf("loading matchers: %w", err)
@@ -269,8 +278,9 @@ func (h *Handler) convert(r *http.Request, tw *teeWriter, rules []*Rule, session
 			h.link(r, f.OrderID, sess)
 			continue
 		}
+		vals, problems := requestValues(r, rule.Values)
 		for _, ev := range rule.Events {
-			o := f.Order(ev, rule.DefaultCurrency)
+			o := withValues(f.Order(ev, rule.DefaultCurrency), vals, problems)
 			o.Source = "page"
 			o.Status = order.Status(rule.Status)
 			h.record(r, o, sess, gaClientID(r))

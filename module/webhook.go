@@ -50,6 +50,11 @@ type Webhook struct {
 	Insecure bool `json:"insecure,omitempty"`
 	// Generic describes a generic provider's signature and fields.
 	Generic *GenericWebhook `json:"generic,omitempty"`
+	// Values are per-offer values for the networks' templates
+	// ({value.<name>}) of every order this webhook reports, by name;
+	// {env.*} placeholders are replaced at load, request placeholders per
+	// request. Default: none.
+	Values map[string]string `json:"values,omitempty"`
 
 	provider webhook.Provider
 	masker   *postback.Masker
@@ -147,8 +152,12 @@ func (h *Handler) provisionWebhooks(_ caddy.Context) error {
 			secrets = append(secrets, v)
 		}
 		wh.masker = postback.NewMasker(secrets...)
+		vals, err := provisionValues("webhook "+wh.Path, wh.Values)
+		if err != nil {
+			return err
+		}
+		wh.Values = vals
 		cfg := webhook.Config{Secrets: secrets, Tolerance: time.Duration(wh.Tolerance), SessionField: wh.SessionField, Event: wh.Event}
-		var err error
 		switch wh.Provider {
 		case "generic":
 			g := wh.Generic
@@ -202,20 +211,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request, wh *Webho
 	t := now()
 	entry := record.WebhookEntry{ID: record.NewID(t), Provider: name, Path: wh.Path, ReceivedAt: t, ExpiresAt: t.Add(webhookLogRetention)}
 	answer := func(status int, result, reason string, body map[string]any) error {
-		a.metrics.webhooks.WithLabelValues(name, result).Inc()
-		a.rt.tally.Add(store.StatWebhooks, name, "", "", result, 1, 0)
-		entry.Result, entry.Reason = result, wh.masker.String(reason)
-		if result != record.WebhookRejected || h.rejections.allow(t) {
-			ctx, cancel := h.storageContext(r)
-			if err := a.rt.store.LogWebhook(ctx, entry); err != nil && result != record.WebhookFailed {
-				h.logger.Debug("webhook log entry not written", zap.Error(err))
-			}
-			cancel()
-		}
-		if status == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "30")
-		}
-		return writeJSON(w, status, body)
+		return h.answerLogged(w, r, &entry, wh.masker, status, result, reason, body)
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -261,6 +257,8 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request, wh *Webho
 	if ev.Kind == webhook.KindIgnore {
 		return answer(http.StatusOK, record.WebhookIgnored, ev.Reason, map[string]any{"status": "ignored", "reason": ev.Reason})
 	}
+	vals, problems := requestValues(r, wh.Values)
+	ev.Order = withValues(ev.Order, vals, problems)
 	eventKey := ""
 	if ev.ID != "" {
 		eventKey = name + "|" + wh.Path + "|" + ev.ID
@@ -284,6 +282,30 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request, wh *Webho
 		entry.ConversionID = res.Conversion.ID
 	}
 	return answer(http.StatusOK, record.WebhookRecorded, "", map[string]any{"status": "recorded", "postbacks": res.Queued})
+}
+
+// answerLogged answers a webhook or endpoint request: it counts the
+// result in the metrics and the hourly tally under the entry's provider,
+// writes the entry (reason masked) to the webhook log (rejections only a
+// few a minute, so that a flood of forged requests cannot fill the
+// storage), and writes the JSON answer, with Retry-After on a 503.
+func (h *Handler) answerLogged(w http.ResponseWriter, r *http.Request, entry *record.WebhookEntry, masker *postback.Masker,
+	status int, result, reason string, body map[string]any) error {
+	a := h.app
+	a.metrics.webhooks.WithLabelValues(entry.Provider, result).Inc()
+	a.rt.tally.Add(store.StatWebhooks, entry.Provider, "", "", result, 1, 0)
+	entry.Result, entry.Reason = result, masker.String(reason)
+	if result != record.WebhookRejected || h.rejections.allow(entry.ReceivedAt) {
+		ctx, cancel := h.storageContext(r)
+		if err := a.rt.store.LogWebhook(ctx, *entry); err != nil && result != record.WebhookFailed {
+			h.logger.Debug("webhook log entry not written", zap.Error(err))
+		}
+		cancel()
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "30")
+	}
+	return writeJSON(w, status, body)
 }
 
 // webhookLogRetention keeps the webhook log.

@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/caddy-postback/caddy-postback/internal/order"
 	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
@@ -79,11 +81,22 @@ func value(c *record.Postback, token string) (string, bool) {
 			return c.Touchpoint.Subs[p], true
 		}
 	}
+	if name, ok := strings.CutPrefix(token, ValuePrefix); ok && order.ValidValueName(name) {
+		// A value that the rule, webhook or endpoint that saw the order
+		// did not set renders empty, as an absent sub parameter does.
+		return o.Values[name], true
+	}
 	return "", false
 }
 
+// ValuePrefix starts the tokens of per-offer values: {value.offer_id} is
+// the order's value named offer_id (order.Order.Values), set by the
+// conversion rule, webhook or endpoint that saw the order.
+const ValuePrefix = "value."
+
 // Tokens lists every token a template may use besides the sub parameters
-// (record.SubParams).
+// (record.SubParams) and the per-offer values ({value.<name>}, see
+// ValuePrefix).
 var Tokens = []string{
 	"click_id", "order_id", "amount", "amount_minor", "currency", "event", "status", "coupon",
 	"network", "conversion_id", "event_id", "timestamp", "timestamp_ms", "time_iso", "click_time",

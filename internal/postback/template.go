@@ -266,7 +266,7 @@ func scan(raw string, jsonMode bool, lit func(string) error, token func(string) 
 			}
 			name := raw[i+1 : i+end]
 			if !knownToken(name) {
-				return fmt.Errorf("unknown token {%s} (known: %s, %s)", name, strings.Join(Tokens, ", "), "sub1…sub10, utm_*")
+				return fmt.Errorf("unknown token {%s} (known: %s, %s)", name, strings.Join(Tokens, ", "), "sub1…sub10, utm_*, value.<name>")
 			}
 			if err := flush(); err != nil {
 				return err

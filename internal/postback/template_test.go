@@ -149,3 +149,55 @@ func TestHeaderRefusesLineBreaks(t *testing.T) {
 		t.Errorf("tab value: %v %q", err, r.Header.Get("X-Click"))
 	}
 }
+
+// TestValueTokens: {value.<name>} renders the order's per-offer value,
+// escaped for its place; a name no source set renders empty; a name that is
+// not letters, digits and underscores is an unknown token at load.
+func TestValueTokens(t *testing.T) {
+	c := fixture("everflow", "transaction_id", "abc")
+	c.Order.Values = map[string]string{"offer_id": "42", "goal": "trial & more", "payout": "12.50"}
+	tests := []struct {
+		name  string
+		parse func(string) (*Template, error)
+		raw   string
+		want  string
+	}{
+		{"query", ParseURL, "https://trk.example.com/?oid={value.offer_id}&g={value.goal}&p={value.payout}",
+			"https://trk.example.com/?oid=42&g=trial+%26+more&p=12.50"},
+		{"path", ParseURL, "https://trk.example.com/o/{value.offer_id}/{value.goal}",
+			"https://trk.example.com/o/42/trial%20&%20more"},
+		{"unset renders empty", ParseURL, "https://trk.example.com/?x={value.nobody_sets_this}&oid={value.offer_id}",
+			"https://trk.example.com/?x=&oid=42"},
+		{"json string", ParseJSON, `{"goal":"{value.goal}","offer":"{value.offer_id}"}`, `{"goal":"trial \u0026 more","offer":"42"}`},
+		{"form", ParseForm, "goal={value.goal}", "goal=trial+%26+more"},
+		{"header", ParseHeader, "offer {value.offer_id}", "offer 42"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tmpl, err := tt.parse(tt.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tmpl.Render(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+	for _, raw := range []string{
+		"https://trk.example.com/?x={value.}",
+		"https://trk.example.com/?x={value.offer-id}",
+		"https://trk.example.com/?x={value}",
+		"https://trk.example.com/?x={values.offer_id}",
+	} {
+		if _, err := ParseURL(raw); !errors.Is(err, ErrTemplate) || !strings.Contains(err.Error(), "unknown token") {
+			t.Errorf("ParseURL(%q) = %v, want an unknown token error", raw, err)
+		}
+	}
+	if _, err := ParseJSON(`{"offer":{value.offer_id}}`); err == nil {
+		t.Error("a value outside a JSON string was accepted")
+	}
+}
