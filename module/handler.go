@@ -51,7 +51,7 @@ type Handler struct {
 	webhooks map[string]*Webhook
 	// tokenPaths are the path prefixes of webhooks whose secret is in the path.
 	tokenPaths []tokenPath
-	endpoints map[string]*Endpoint
+	endpoints  map[string]*Endpoint
 	// endpointPrefixes are the endpoints whose token is in the path.
 	endpointPrefixes []endpointPrefix
 	rejections       *rejectionLog
