@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-postback/caddy-postback/internal/decorate"
+	"github.com/caddy-postback/caddy-postback/internal/webhook"
 )
 
 // Decoration adds the visitor's session reference to links to a hosted
@@ -20,8 +21,10 @@ type Decoration struct {
 	// Host is the checkout host, such as buy.stripe.com.
 	Host string `json:"host"`
 	// Provider picks the parameter the platform passes back: stripe
-	// (client_reference_id), lemonsqueezy (checkout[custom][pb_session]) or
-	// gumroad (pb_session, returned in url_params).
+	// (client_reference_id), lemonsqueezy (checkout[custom][pb_session]),
+	// gumroad (pb_session, returned in url_params), clickbank (pb_session
+	// on a pay link; tid, encoded as ClickBank keeps it, on a HopLink),
+	// jvzoo (pb_session) or warriorplus (s).
 	Provider string `json:"provider,omitempty"`
 	// Param overrides the query parameter name. Required without Provider.
 	Param string `json:"param,omitempty"`
@@ -39,14 +42,19 @@ var decorationParams = map[string]string{
 func (h *Handler) provisionDecorations() error {
 	h.targets = nil
 	for _, d := range h.Decorate {
+		d.Provider = strings.ToLower(d.Provider)
 		param := d.Param
+		var encode func(string) string
 		if param == "" {
 			param = decorationParams[d.Provider]
 		}
-		if param == "" {
-			return fmt.Errorf("decorate %s: no param (known providers: stripe, lemonsqueezy, gumroad)", d.Host)
+		if pt, ok := webhook.PassThroughFor(d.Provider, d.Host); ok && d.Param == "" {
+			param, encode = pt.Param, pt.Encode
 		}
-		t := decorate.Target{Host: strings.ToLower(d.Host), Param: param}
+		if param == "" {
+			return fmt.Errorf("decorate %s: no param (known providers: stripe, lemonsqueezy, gumroad, clickbank, jvzoo, warriorplus)", d.Host)
+		}
+		t := decorate.Target{Host: strings.ToLower(d.Host), Param: param, Encode: encode}
 		if err := t.Validate(); err != nil {
 			return err
 		}

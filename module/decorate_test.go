@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -136,6 +137,31 @@ func TestProvisionDecorations(t *testing.T) {
 		err := h.provisionDecorations()
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%+v: %v, want %q", tc.d, err, tc.want)
+		}
+	}
+	// Marketplaces: the pass-through parameter each one hands back, and
+	// ClickBank's HopLinks with the reference in a form its tid keeps.
+	for _, tc := range []struct {
+		host, provider, param string
+		encoded               bool
+	}{
+		{"vendor.pay.clickbank.net", "clickbank", "pb_session", false},
+		{"aff.vendor.hop.clickbank.net", "ClickBank", "tid", true},
+		{"www.jvzoo.com", "jvzoo", "pb_session", false},
+		{"warriorplus.com", "warriorplus", "s", false},
+	} {
+		h := &Handler{Decorate: []*Decoration{{Host: tc.host, Provider: tc.provider}}}
+		if err := h.provisionDecorations(); err != nil {
+			t.Fatal(err)
+		}
+		got := h.targets[0]
+		if got.Param != tc.param || (got.Encode != nil) != tc.encoded {
+			t.Errorf("%s %s: param %q, encoded %v", tc.provider, tc.host, got.Param, got.Encode != nil)
+		}
+		if tc.encoded {
+			if tid := got.Encode(strings.Repeat("Ab9_", 11)); !regexp.MustCompile(`^pb[a-z2-7]+$`).MatchString(tid) {
+				t.Errorf("HopLink tid %q is not what ClickBank keeps", tid)
+			}
 		}
 	}
 }

@@ -54,6 +54,9 @@ type Target struct {
 	// Param is the query parameter that carries the reference, such as
 	// client_reference_id. It is query-escaped when added.
 	Param string
+	// Encode, when set, rewrites the reference into a value the platform
+	// keeps intact (ClickBank's tracking IDs take only a-z, 0-9 and _).
+	Encode func(ref string) string
 }
 
 // Validate reports whether t can be used: a bare host name and a parameter.
@@ -214,6 +217,9 @@ func (w *Writer) appendParam(dst []byte, sep string, t *Target) []byte {
 	dst = append(dst, sep...)
 	dst = appendQueryEscaped(dst, t.Param)
 	dst = append(dst, '=')
+	if t.Encode != nil {
+		return appendQueryEscaped(dst, t.Encode(w.ref))
+	}
 	return appendQueryEscaped(dst, w.ref)
 }
 

@@ -308,12 +308,12 @@ func TestTargetValidate(t *testing.T) {
 		t  Target
 		ok bool
 	}{
-		{Target{"buy.stripe.com", "client_reference_id"}, true},
-		{Target{"", "x"}, false},
-		{Target{"https://buy.stripe.com", "x"}, false},
-		{Target{"buy.stripe.com/x", "x"}, false},
-		{Target{"buy.stripe.com:443", "x"}, false},
-		{Target{"buy.stripe.com", ""}, false},
+		{Target{Host: "buy.stripe.com", Param: "client_reference_id"}, true},
+		{Target{Host: "", Param: "x"}, false},
+		{Target{Host: "https://buy.stripe.com", Param: "x"}, false},
+		{Target{Host: "buy.stripe.com/x", Param: "x"}, false},
+		{Target{Host: "buy.stripe.com:443", Param: "x"}, false},
+		{Target{Host: "buy.stripe.com", Param: ""}, false},
 	} {
 		if err := tc.t.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%+v: %v", tc.t, err)
@@ -354,5 +354,15 @@ func TestOneWriteOut(t *testing.T) {
 	// but never splits a write in two.
 	if out.writes > pieces+1 {
 		t.Fatalf("%d writes in, %d out", pieces, out.writes)
+	}
+}
+
+func TestTargetEncodesTheReference(t *testing.T) {
+	var out strings.Builder
+	w := NewWriter(&out, []Target{{Host: "hop.clickbank.net", Param: "tid", Encode: strings.ToLower}}, "AbC")
+	_, _ = w.Write([]byte(`<a href="https://hop.clickbank.net/?affiliate=x">Buy</a>`))
+	_ = w.Close()
+	if got := out.String(); got != `<a href="https://hop.clickbank.net/?affiliate=x&amp;tid=abc">Buy</a>` {
+		t.Fatalf("got %s", got)
 	}
 }
