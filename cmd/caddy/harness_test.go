@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-postback/caddy-postback/internal/store/postgres/pgtest"
 )
 
 // These tests run the real binary, built from this package, as a child
@@ -33,6 +35,7 @@ func TestMain(m *testing.M) {
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}
+	pgtest.Stop()
 	os.Exit(code)
 }
 
@@ -101,6 +104,12 @@ type proc struct {
 // when the test ends, and dies with the test binary (see setParentDeath).
 func startCaddy(tb testing.TB, bin, dir, home, caddyfile string, adminPort int) *proc {
 	tb.Helper()
+	return startCaddyEnv(tb, bin, dir, home, caddyfile, adminPort)
+}
+
+// startCaddyEnv is startCaddy with more environment variables.
+func startCaddyEnv(tb testing.TB, bin, dir, home, caddyfile string, adminPort int, env ...string) *proc {
+	tb.Helper()
 	cf := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(cf, []byte(caddyfile), 0o600); err != nil {
 		tb.Fatal(err)
@@ -115,6 +124,7 @@ func startCaddy(tb testing.TB, bin, dir, home, caddyfile string, adminPort int) 
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+filepath.Join(home, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(home, "config"))
+	cmd.Env = append(cmd.Env, env...)
 	setParentDeath(cmd)
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)

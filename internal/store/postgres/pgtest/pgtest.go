@@ -50,8 +50,9 @@ type Server struct {
 	dsn string
 	// dir holds a throwaway cluster ("" for a server given by EnvDSN);
 	// stop runs its pg_ctl stop.
-	dir  string
-	stop func() error
+	dir     string
+	stop    func() error
+	restart func() error
 }
 
 var (
@@ -65,12 +66,34 @@ var (
 // started, and exits with the tests' status.
 func Main(m *testing.M) {
 	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops the throwaway server, if one was started; a TestMain that does
+// more than Main calls it after the tests.
+func Stop() {
 	if started != nil && started.stop != nil {
 		if err := started.stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "pgtest: stopping the throwaway PostgreSQL server: %v\n", err)
 		}
 	}
-	os.Exit(code)
+}
+
+// Restart stops the server and starts it again, as an operator's restart
+// (or a failover) does to every connection. Only a throwaway server can be
+// restarted; with one given by EnvDSN the test is skipped.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if s.restart == nil {
+		t.Skipf("pgtest: the server given by %s is not the test's to restart", EnvDSN)
+	}
+	if err := s.restart(); err != nil {
+		t.Fatalf("pgtest: restarting the server: %v", err)
+	}
+	if err := waitReady(s.dsn, 60*time.Second); err != nil {
+		t.Fatalf("pgtest: the restarted server does not answer: %v", err)
+	}
 }
 
 // Start returns the test server, starting a throwaway one on first use.
@@ -220,6 +243,9 @@ func startThrowaway() (*Server, error) {
 	s := &Server{
 		dsn: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", port),
 		dir: dir,
+	}
+	s.restart = func() error {
+		return run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-m", "fast", "-w", "-t", "60", "-o", opts, "restart")
 	}
 	s.stop = func() error {
 		err := run("pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
