@@ -68,6 +68,8 @@ func caddyfile(adminPort, port int, storage, upstream, extra string, withDirecti
 	persist_config off
 	postback {
 		storage %s
+		# The confirmation-page scenario records many orders per visitor.
+		session_daily_limit off
 		network demo {
 			click_param clickid
 			url "http://%s/postback?clickid={click_id}&payout={amount}&txid={order_id}"
@@ -93,7 +95,7 @@ type instance struct {
 
 // startCaddy writes the config into its own directory (storage, Caddy's
 // data and config dirs, log) and runs the binary until it answers.
-func startCaddy(bin, dir, name, upstream, extra string, withDirective bool) (*instance, error) {
+func startCaddy(bin, dir, name, upstream, extra, pgDSN string, withDirective bool) (*instance, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -106,7 +108,12 @@ func startCaddy(bin, dir, name, upstream, extra string, withDirective bool) (*in
 		return nil, err
 	}
 	cfgPath := filepath.Join(dir, "Caddyfile")
-	cfg := caddyfile(adminPort, port, filepath.Join(dir, "postback"), upstream, extra, withDirective)
+	storage := filepath.Join(dir, "postback")
+	if pgDSN != "" {
+		// Each instance its own schema of the database.
+		storage = fmt.Sprintf("postgres %q {\n\t\t\tschema bench_%s\n\t\t}", pgDSN, name)
+	}
+	cfg := caddyfile(adminPort, port, storage, upstream, extra, withDirective)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}

@@ -55,6 +55,7 @@ type options struct {
 	only         map[string]bool
 	keep         bool
 	extra        string
+	postgres     string
 	caddyBin     string
 }
 
@@ -143,8 +144,9 @@ func main() {
 	flag.Float64Var(&o.hookRate, "webhook-rate", 500, "webhooks per second, all clients together, in the paced webhook scenario")
 	flag.IntVar(&o.links, "links", 12, "buy.stripe.com links on the decorated page")
 	flag.StringVar(&only, "only", "", "comma-separated scenarios to run: pass, click, confirm, webhook, webhook-max, decorate (default all)")
-	flag.StringVar(&o.extra, "postback-options", "", "extra lines for the global postback block of both configs, e.g. 'delivery { durable false }'")
+	flag.StringVar(&o.extra, "postback-options", "", "extra lines for the global postback block of both configs, e.g. 'session_daily_limit off'")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (Caddyfiles, logs, stores)")
+	flag.StringVar(&o.postgres, "postgres", "", "store in this PostgreSQL database (a DSN; each instance its own schema) instead of Badger")
 	flag.StringVar(&o.caddyBin, "caddy", "", "use this Caddy binary instead of building ./cmd/caddy")
 	flag.Parse()
 	if only != "" {
@@ -192,7 +194,7 @@ func run(o options) error {
 
 	var ins [2]*instance
 	for cfg := range ins {
-		in, err := startCaddy(bin, filepath.Join(tmp, configNames[cfg]), configNames[cfg], up.addr, o.extra, cfg == with)
+		in, err := startCaddy(bin, filepath.Join(tmp, configNames[cfg]), configNames[cfg], up.addr, o.extra, o.postgres, cfg == with)
 		if err != nil {
 			return err
 		}
