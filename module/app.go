@@ -67,7 +67,7 @@ type App struct {
 	SessionDailyLimit int `json:"session_daily_limit,omitempty"`
 	// InspectionBudget bounds the bytes copied from confirmation pages for
 	// inspection, across all responses in flight; a page that finds it
-	// spent passes through uninspected. Default: 64 MiB.
+	// spent passes through uninspected. Default: 32 MiB.
 	InspectionBudget int64 `json:"inspection_budget,omitempty"`
 	// StorageTimeout bounds each storage call a visitor's request waits on
 	// (capture, reading a session). Default: 1s.
@@ -168,7 +168,7 @@ const (
 	DefaultCookieName = "_pbsid"
 	// DefaultInspectionBudget bounds the bytes copied from confirmation
 	// pages across all responses in flight.
-	DefaultInspectionBudget = 64 << 20
+	DefaultInspectionBudget = 32 << 20
 	// DefaultStorageTimeout bounds a storage call a request waits on.
 	DefaultStorageTimeout = time.Second
 )

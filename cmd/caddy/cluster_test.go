@@ -93,18 +93,7 @@ func startCluster(t *testing.T, receiverURL string, n int) (nodes []*node, dsn s
 		p := startCaddyEnv(t, bin, dir, filepath.Join(dir, "home"), clusterConfig(dsn, receiverURL, adminPort, httpPort), adminPort,
 			"PB_NODE="+name)
 		n := &node{proc: p, name: name, base: "http://127.0.0.1:" + strconv.Itoa(httpPort)}
-		// The admin endpoint answers before every app of the config has
-		// started: wait for the site too.
-		if err := waitUntil(30*time.Second, 20*time.Millisecond, func() error {
-			resp, err := http.Get(n.base + "/up")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			return nil
-		}); err != nil {
-			t.Fatalf("node %s does not serve: %v\n%s", name, err, p.tail())
-		}
+		waitServing(t, p, n.base)
 		nodes = append(nodes, n)
 	}
 	return nodes, dsn

@@ -84,7 +84,7 @@ type durReceiver struct {
 	release  chan struct{} // closed when the test ends, to free hanging handlers
 }
 
-func newDurReceiver(t *testing.T) *durReceiver {
+func newDurReceiver(t testing.TB) *durReceiver {
 	rc := &durReceiver{phase: 1, release: make(chan struct{})}
 	rc.Server = httptest.NewServer(http.HandlerFunc(rc.serve))
 	t.Cleanup(func() { close(rc.release); rc.Close() })

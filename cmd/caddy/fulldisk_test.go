@@ -176,6 +176,7 @@ func TestFullDiskNeverTakesTheSiteDown(t *testing.T) {
 	p := startCaddy(t, bin, dir, filepath.Join(dir, "home"), cfg, adminPort)
 	lastLog = procLog{p}
 	base := "http://127.0.0.1:" + strconv.Itoa(httpPort)
+	waitServing(t, p, base)
 
 	// Leave 24 MiB, then fill the rest with clicks until capture stops.
 	fillTo(t, filler, mnt, 24<<20)
@@ -260,6 +261,7 @@ func TestFullDiskNeverTakesTheSiteDown(t *testing.T) {
 	p.kill()
 	fillTo(t, filler, mnt, 0)
 	p2 := startCaddy(t, bin, dir, filepath.Join(dir, "home"), cfg, adminPort)
+	waitServing(t, p2, base)
 	for i := range 20 {
 		if status, cookie := landing(t, base, nil, fmt.Sprintf("restart-%d", i)); status != 200 || cookie {
 			t.Fatalf("after a restart on a full disk: status %d, cookie %v", status, cookie)
@@ -285,6 +287,7 @@ func TestFullDiskNeverTakesTheSiteDown(t *testing.T) {
 		t.Fatalf("remounting read-only: %v %s", err, out)
 	}
 	p3 := startCaddy(t, bin, dir, filepath.Join(dir, "home"), cfg, adminPort)
+	waitServing(t, p3, base)
 	for i := range 20 {
 		if status, cookie := landing(t, base, nil, fmt.Sprintf("readonly-%d", i)); status != 200 || cookie {
 			t.Fatalf("on a read-only filesystem: status %d, cookie %v", status, cookie)
@@ -315,8 +318,9 @@ func TestRepeatedClicksWriteLittle(t *testing.T) {
 	rc := newDurReceiver(t)
 	dir := t.TempDir()
 	adminPort, httpPort := freePort(t), freePort(t)
-	startCaddy(t, bin, dir, filepath.Join(dir, "home"), fullDiskConfig(filepath.Join(mnt, "postback"), rc.URL, adminPort, httpPort), adminPort)
+	p := startCaddy(t, bin, dir, filepath.Join(dir, "home"), fullDiskConfig(filepath.Join(mnt, "postback"), rc.URL, adminPort, httpPort), adminPort)
 	base := "http://127.0.0.1:" + strconv.Itoa(httpPort)
+	waitServing(t, p, base)
 	jar, _ := cookiejar.New(nil)
 	landing(t, base, jar, "first")
 	before := freeBytes(t, mnt)

@@ -229,3 +229,19 @@ func waitUntil(within, step time.Duration, cond func() error) error {
 		time.Sleep(step)
 	}
 }
+
+// waitServing waits until the site at base answers: the admin endpoint
+// answers before every app of a config has started.
+func waitServing(tb testing.TB, p *proc, base string) {
+	tb.Helper()
+	if err := waitUntil(30*time.Second, 20*time.Millisecond, func() error {
+		resp, err := http.Get(base + "/up")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}); err != nil {
+		tb.Fatalf("%s does not serve: %v\n%s", base, err, p.tail())
+	}
+}
