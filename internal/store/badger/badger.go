@@ -61,6 +61,9 @@ type Options struct {
 	// and how often the free-space guard looks again once it refused a
 	// write. Default 2s.
 	RetryEvery time.Duration
+	// PurgeEvery is how soon after an erasure the erased data is gone from
+	// the store's files (see Purge). Default 1h.
+	PurgeEvery time.Duration
 	// Logger receives the engine's and Badger's messages (Badger's Info is
 	// demoted to Debug).
 	Logger *zap.Logger
@@ -89,6 +92,8 @@ type Store struct {
 	reopening atomic.Bool
 	// full asks maintain to look at the free space now: a write was refused.
 	full chan struct{}
+	// erased is set by an erasure and cleared by the purge that follows it.
+	erased atomic.Bool
 }
 
 // ErrLocked means another process holds the directory.
@@ -115,6 +120,9 @@ func Open(o Options) (*Store, error) {
 	}
 	if o.RetryEvery == 0 {
 		o.RetryEvery = 2 * time.Second
+	}
+	if o.PurgeEvery == 0 {
+		o.PurgeEvery = time.Hour
 	}
 	if o.InMemory {
 		o.Dir = ""
@@ -230,10 +238,18 @@ func (s *Store) maintain() {
 	defer reset.Stop()
 	space := time.NewTicker(time.Second)
 	defer space.Stop()
+	purge := time.NewTicker(s.opts.PurgeEvery)
+	defer purge.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-purge.C:
+			if s.erased.Load() {
+				if err := s.Purge(); err != nil {
+					s.logger.Warn("purging erased data from the store's files; trying again at the next purge", zap.Error(err))
+				}
+			}
 		case <-s.full:
 			if err := s.guard.check(true); errors.Is(err, store.ErrFull) {
 				s.suspend(err)
@@ -267,6 +283,41 @@ func (s *Store) runValueLogGC() {
 			return
 		}
 	}
+}
+
+// pPurge is the prefix of a throwaway key that makes Purge's DropPrefix
+// flush the memtables (Badger drops nothing, and flushes nothing, for a
+// prefix that holds no key).
+const pPurge = "z/"
+
+// Purge removes from the store's files what erasures removed from its
+// records: it flushes the memtables (their write-ahead logs are deleted)
+// and compacts every level into the last, which drops every older version
+// of a rewritten record and every deleted key. Writes wait while it runs:
+// on a store of a million sessions, seconds. It runs by itself within
+// PurgeEvery of an erasure.
+func (s *Store) Purge() error {
+	s.erased.Store(false)
+	if s.opts.InMemory {
+		return nil
+	}
+	if err := s.update(func(txn *badger.Txn) error { return set(txn, []byte(pPurge+"flush"), time.Time{}, nil) }); err != nil {
+		s.erased.Store(true)
+		return err
+	}
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	db, err := s.readable()
+	if err == nil {
+		if err = db.DropPrefix([]byte(pPurge)); err == nil {
+			err = db.Flatten(2)
+		}
+	}
+	if err != nil {
+		s.erased.Store(true)
+		return fmt.Errorf("purging the store's files: %w", classify(err))
+	}
+	return nil
 }
 
 // suspend closes the database while the disk is full (see the package

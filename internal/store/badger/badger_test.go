@@ -1,14 +1,19 @@
 package badger
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddy-postback/caddy-postback/internal/record"
 	"github.com/caddy-postback/caddy-postback/internal/store"
 	"github.com/caddy-postback/caddy-postback/internal/store/storetest"
 )
@@ -150,5 +155,74 @@ func TestReserveIsReleasedWhenTheDiskFills(t *testing.T) {
 			t.Fatalf("Ping after space returned: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPurgeRemovesErasedBytesFromDisk: after an erasure and the purge that
+// follows it, no file of the store holds the erased click ID, landing URL or
+// user agent any more.
+func TestPurgeRemovesErasedBytesFromDisk(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, MinFree: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now()
+	secret := "ERASE-ME-7f3a9c"
+	tp := record.Touchpoint{Network: "aff", ClickID: secret, CapturedAt: now, ExpiresAt: now.Add(time.Hour),
+		LandingURL: "https://shop.example/?clickid=" + secret, UserAgent: "agent-" + secret}
+	for i := range 3 {
+		// A few versions of the session, as repeated clicks write them.
+		tp.CapturedAt = now.Add(time.Duration(i) * time.Second)
+		if i == 0 {
+			err = s.CreateSession(ctx, &record.Session{ID: "sess-erase", CreatedAt: now, Touchpoints: []record.Touchpoint{tp}})
+		} else {
+			err = s.AddTouchpoints(ctx, "sess-erase", []record.Touchpoint{tp}, "", 20, now)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Enough other traffic to push the session through a memtable flush.
+	for i := range 3000 {
+		other := record.Touchpoint{Network: "aff", ClickID: fmt.Sprint("other-", i), CapturedAt: now, ExpiresAt: now.Add(time.Hour),
+			LandingURL: strings.Repeat("x", 900)}
+		if err := s.CreateSession(ctx, &record.Session{ID: fmt.Sprint("s", i), CreatedAt: now, Touchpoints: []record.Touchpoint{other}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onDisk := func() []string {
+		var hits []string
+		_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err == nil && bytes.Contains(b, []byte(secret)) {
+				hits = append(hits, filepath.Base(path))
+			}
+			return nil
+		})
+		return hits
+	}
+	if len(onDisk()) == 0 {
+		t.Fatal("the click ID is in no file before the erasure: the test proves nothing")
+	}
+	if ok, err := s.EraseSession(ctx, "sess-erase", now, now.Add(time.Hour)); err != nil || !ok {
+		t.Fatalf("erase: %v %v", ok, err)
+	}
+	if len(onDisk()) == 0 {
+		t.Fatal("the erasure alone removed the bytes: the purge proves nothing")
+	}
+	if err := s.Purge(); err != nil {
+		t.Fatal(err)
+	}
+	if hits := onDisk(); len(hits) > 0 {
+		t.Fatalf("the erased click ID is still in %v after the purge", hits)
+	}
+	if _, err := s.Session(ctx, "s1", now); err != nil {
+		t.Fatalf("another session after the purge: %v", err)
 	}
 }

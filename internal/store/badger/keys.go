@@ -27,6 +27,7 @@ import (
 //	x/<network>\0<delivery id>              dead delivery
 //	w/<entry id>                           webhook log entry (JSON)
 //	h/<hour>\0<metric>\0<labels…>           hourly counter (JSON)
+//	z/flush                                written and dropped by Purge
 //
 // Every value starts with its expiry (see encode).
 const (

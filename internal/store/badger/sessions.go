@@ -190,8 +190,10 @@ func (s *Store) FindClicks(_ context.Context, clickID string, now time.Time, lim
 	return out, err
 }
 
-// EraseSession implements store.Sessions, in one transaction.
+// EraseSession implements store.Sessions, in one transaction. The erased
+// bytes leave the store's files at the next Purge, within PurgeEvery.
 func (s *Store) EraseSession(_ context.Context, id string, now, keepDeadUntil time.Time) (bool, error) {
+	defer s.erased.Store(true)
 	found := false
 	err := s.update(func(txn *badger.Txn) error {
 		found = false

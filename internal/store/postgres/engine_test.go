@@ -528,3 +528,39 @@ func TestRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// TestPurgeVacuumsAfterAnErasure: an erasure leaves the erased rows' old
+// versions in the tables' pages until a vacuum; Purge vacuums the tables the
+// erasure changed.
+func TestPurgeVacuumsAfterAnErasure(t *testing.T) {
+	s := open(t, Options{DSN: pgtest.Start(t).Database(t), PurgeEvery: time.Hour})
+	ctx := context.Background()
+	now := time.Now()
+	tp := record.Touchpoint{Network: "aff", ClickID: "ERASE-ME", CapturedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.CreateSession(ctx, &record.Session{ID: "gone", CreatedAt: now, Touchpoints: []record.Touchpoint{tp}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EraseSession(ctx, "gone", now, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if !s.erased.Load() {
+		t.Fatal("an erasure did not ask for a purge")
+	}
+	deadTuples := func() int64 {
+		var n int64
+		if err := s.pool.QueryRow(ctx, s.sql(`SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = '`+s.opts.Schema+`' AND relname = 'touchpoints'`)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if err := s.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var vacuumed time.Time
+	if err := s.pool.QueryRow(ctx, s.sql(`SELECT coalesce(last_vacuum, 'epoch') FROM pg_stat_user_tables WHERE schemaname = '`+s.opts.Schema+`' AND relname = 'touchpoints'`)).Scan(&vacuumed); err != nil {
+		t.Fatal(err)
+	}
+	if vacuumed.Before(now.Add(-time.Minute)) || s.erased.Load() {
+		t.Fatalf("touchpoints last vacuumed %v (dead tuples %d), purge still pending %v", vacuumed, deadTuples(), s.erased.Load())
+	}
+}

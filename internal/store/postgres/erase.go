@@ -49,6 +49,7 @@ WHERE d.id = u.id`
 // orders), and the deliveries that wait or run are buried with
 // store.ReasonErased.
 func (s *Store) EraseSession(ctx context.Context, id string, now, keepDeadUntil time.Time) (bool, error) {
+	defer s.erased.Store(true)
 	var found bool
 	err := s.inTx(ctx, "erasing a session", func(ctx context.Context, tx pgx.Tx) error {
 		sess, err := tx.Exec(ctx, s.sql(eraseSession), id)

@@ -54,6 +54,9 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// SweepInterval is how often expired rows are deleted. Default 1m.
 	SweepInterval time.Duration
+	// PurgeEvery is how soon after an erasure the tables it changed are
+	// vacuumed (see Purge). Default 1h.
+	PurgeEvery time.Duration
 	// SweepBatch is how many rows one deleting statement removes, so that
 	// a sweep never holds many locks or writes a large transaction.
 	// Default 1,000.
@@ -90,6 +93,9 @@ func (o *Options) setDefaults() {
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Minute
 	}
+	if o.PurgeEvery <= 0 {
+		o.PurgeEvery = time.Hour
+	}
 	if o.SweepBatch <= 0 {
 		o.SweepBatch = 1000
 	}
@@ -122,6 +128,8 @@ type Store struct {
 	life    context.Context
 	endLife context.CancelFunc
 	done    chan struct{}
+	// erased is set by an erasure and cleared by the purge that follows.
+	erased atomic.Bool
 }
 
 // Open connects to the database described by o and returns the store. It
@@ -248,14 +256,46 @@ func (s *Store) background() {
 	}
 	t := time.NewTicker(s.opts.SweepInterval)
 	defer t.Stop()
+	purge := time.NewTicker(s.opts.PurgeEvery)
+	defer purge.Stop()
 	for {
 		select {
 		case <-s.life.Done():
 			return
 		case <-t.C:
 			s.sweep()
+		case <-purge.C:
+			if s.erased.Load() {
+				if err := s.Purge(s.life); err != nil {
+					s.log.Warn("vacuuming after an erasure; trying again at the next purge", zap.Error(err))
+				}
+			}
 		}
 	}
+}
+
+// purgedTables hold what an erasure deletes or rewrites.
+var purgedTables = []string{"touchpoints", "sessions", "conversions", "deliveries", "orders"}
+
+// Purge vacuums the tables an erasure changed, so that PostgreSQL reclaims
+// the dead versions of the erased rows (which stay in the table's pages,
+// readable by nobody, until a vacuum removes them). It runs by itself
+// within PurgeEvery of an erasure. The freed space is reused by later rows;
+// VACUUM FULL, which rewrites the tables under an exclusive lock, is left
+// to the operator.
+func (s *Store) Purge(ctx context.Context) error {
+	s.erased.Store(false)
+	for _, t := range purgedTables {
+		err := s.run(ctx, "vacuuming "+t, func(ctx context.Context) error {
+			_, err := s.pool.Exec(ctx, s.sql("VACUUM {s}."+t))
+			return err
+		})
+		if err != nil {
+			s.erased.Store(true)
+			return err
+		}
+	}
+	return nil
 }
 
 // migrateUntilDone retries the migrations with a growing delay (1s to 30s),
