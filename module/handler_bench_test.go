@@ -110,6 +110,20 @@ func newBenchEnv(tb testing.TB, rules ...*Rule) *benchEnv {
 // newBenchEnvOn is newBenchEnv on a store opened with so.
 func newBenchEnvOn(tb testing.TB, so badgerstore.Options, rules ...*Rule) *benchEnv {
 	tb.Helper()
+	so.Logger = zap.NewNop()
+	if so.MinFree == 0 {
+		so.MinFree = 1 << 20
+	}
+	st, err := badgerstore.Open(so)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return newBenchEnvStore(tb, st, rules...)
+}
+
+// newBenchEnvStore is newBenchEnv on st, which it closes when tb ends.
+func newBenchEnvStore(tb testing.TB, st store.Store, rules ...*Rule) *benchEnv {
+	tb.Helper()
 	nop := zap.NewNop()
 	n := &Network{ClickParams: []string{"clickid"},
 		// Never contacted: the dispatcher is not started.
@@ -119,14 +133,6 @@ func newBenchEnvOn(tb testing.TB, so badgerstore.Options, rules ...*Rule) *bench
 		tb.Fatal(err)
 	}
 	rec, err := capture.NewRecognizer([]capture.Network{cn}, capture.DefaultMaxClickIDLength)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	so.Logger = nop
-	if so.MinFree == 0 {
-		so.MinFree = 1 << 20
-	}
-	st, err := badgerstore.Open(so)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -238,7 +244,12 @@ func BenchmarkPassThrough(b *testing.B) {
 // no cookie, so each one creates a session (one Badger transaction) and sets
 // the cookie.
 func BenchmarkNewClick(b *testing.B) {
-	env := newBenchEnv(b, thankYouRule())
+	benchNewClicks(b, newBenchEnv(b, thankYouRule()))
+}
+
+// benchNewClicks serves a landing request with a new click ID and no
+// cookie per iteration.
+func benchNewClicks(b *testing.B, env *benchEnv) {
 	w := newBenchWriter()
 	r := benchRequest(w, "http://shop.example/?clickid=x&utm_source=partner&sub1=spring", "")
 	// The query strings are made before timing so that only the handler is
@@ -304,7 +315,12 @@ func BenchmarkSessionNoRule(b *testing.B) {
 // new order, so each one is credited and its postback queued in one store
 // transaction (not a duplicate that stops at the idempotency marker).
 func BenchmarkConfirmationPage(b *testing.B) {
-	env := newBenchEnv(b, thankYouRule())
+	benchConfirmations(b, newBenchEnv(b, thankYouRule()))
+}
+
+// benchConfirmations serves the visitor's confirmation page of a new order
+// per iteration.
+func benchConfirmations(b *testing.B, env *benchEnv) {
 	w := newBenchWriter()
 	r := benchRequest(w, "http://shop.example/thank-you?order=x&total=49.90",
 		DefaultCookieName+"="+env.cookie+"; theme=dark")
