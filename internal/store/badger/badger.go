@@ -14,6 +14,7 @@
 package badger
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -64,6 +65,9 @@ type Options struct {
 	// PurgeEvery is how soon after an erasure the erased data is gone from
 	// the store's files (see Purge). Default 1h.
 	PurgeEvery time.Duration
+	// ReclaimEvery is how often the records that expired are removed from
+	// the store's files (see Reclaim). Default 24h.
+	ReclaimEvery time.Duration
 	// Logger receives the engine's and Badger's messages (Badger's Info is
 	// demoted to Debug).
 	Logger *zap.Logger
@@ -123,6 +127,9 @@ func Open(o Options) (*Store, error) {
 	}
 	if o.PurgeEvery == 0 {
 		o.PurgeEvery = time.Hour
+	}
+	if o.ReclaimEvery == 0 {
+		o.ReclaimEvery = 24 * time.Hour
 	}
 	if o.InMemory {
 		o.Dir = ""
@@ -229,7 +236,8 @@ func (s *Store) openLoop() {
 
 // maintain looks at the free space every second (so that the reserve is
 // released as soon as something else fills the disk), runs the value-log
-// GC, and resets the claim floors now and then (see floors).
+// GC, purges after erasures, reclaims expired records, and resets the
+// claim floors now and then (see floors).
 func (s *Store) maintain() {
 	defer s.wg.Done()
 	gc := time.NewTicker(10 * time.Minute)
@@ -240,6 +248,8 @@ func (s *Store) maintain() {
 	defer space.Stop()
 	purge := time.NewTicker(s.opts.PurgeEvery)
 	defer purge.Stop()
+	reclaim := time.NewTicker(s.opts.ReclaimEvery)
+	defer reclaim.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -249,6 +259,13 @@ func (s *Store) maintain() {
 				if err := s.Purge(); err != nil {
 					s.logger.Warn("purging erased data from the store's files; trying again at the next purge", zap.Error(err))
 				}
+			}
+		case <-reclaim.C:
+			n, err := s.Reclaim()
+			if err != nil {
+				s.logger.Warn("removing expired records from the store's files; trying again at the next reclaim", zap.Error(err))
+			} else if n > 0 {
+				s.logger.Info("removed expired records from the store's files", zap.Int("records", n))
 			}
 		case <-s.full:
 			if err := s.guard.check(true); errors.Is(err, store.ErrFull) {
@@ -583,3 +600,84 @@ func (l badgerLogger) Debugf(f string, a ...any)   { l.s.Debugf(strings.TrimSpac
 
 // Interface guards
 var _ store.Store = (*Store)(nil)
+
+// Bounds of one reclaim transaction: the keys it reads (its conflict set)
+// and the deletions it writes.
+const (
+	reclaimScan   = 10_000
+	reclaimDelete = 1_000
+)
+
+// Reclaim removes the records that expired from the store's files, and
+// reports how many it removed. Badger hides an expired record at once but
+// drops its bytes only when a compaction rewrites its table, and
+// compactions follow new writes: records keyed by time (conversions,
+// deliveries, the webhook log) lie in key ranges no new write reaches, so
+// their tables would never be rewritten and the store would only grow.
+// Reclaim marks each expired record deleted, then compacts the tree as
+// Purge does, which drops both. It runs by itself every ReclaimEvery.
+func (s *Store) Reclaim() (int, error) {
+	if s.opts.InMemory {
+		return 0, nil
+	}
+	total := 0
+	var from []byte
+	for {
+		var n int
+		var next []byte
+		err := s.update(func(txn *badger.Txn) error {
+			n, next = 0, nil
+			expired, resume := expiredKeys(txn, from)
+			for _, k := range expired {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			n, next = len(expired), resume
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("deleting expired records: %w", err)
+		}
+		total += n
+		if next == nil {
+			break
+		}
+		from = next
+	}
+	if total == 0 {
+		return 0, nil
+	}
+	return total, s.Purge()
+}
+
+// expiredKeys returns the keys from from on whose latest version expired,
+// up to the bounds of one transaction, and the key to resume at (nil at
+// the end). Reading them in txn makes its commit fail if one is written
+// again meanwhile.
+func expiredKeys(txn *badger.Txn, from []byte) (expired [][]byte, resume []byte) {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.AllVersions = true // expired versions are hidden otherwise
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	now := uint64(time.Now().Unix())
+	var last []byte
+	scanned := 0
+	for it.Seek(from); it.Valid(); it.Next() {
+		item := it.Item()
+		if last != nil && bytes.Equal(item.Key(), last) {
+			continue // an older version; the first one seen is the latest
+		}
+		if scanned == reclaimScan || len(expired) == reclaimDelete {
+			return expired, item.KeyCopy(nil)
+		}
+		scanned++
+		last = item.KeyCopy(last)
+		// A deletion marker has no expiry: only records that expired.
+		if e := item.ExpiresAt(); e != 0 && e <= now {
+			expired = append(expired, item.KeyCopy(nil))
+		}
+	}
+	return expired, nil
+}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -193,36 +194,124 @@ func TestPurgeRemovesErasedBytesFromDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	onDisk := func() []string {
-		var hits []string
-		_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(path)
-			if err == nil && bytes.Contains(b, []byte(secret)) {
-				hits = append(hits, filepath.Base(path))
-			}
-			return nil
-		})
-		return hits
-	}
-	if len(onDisk()) == 0 {
+	if !filesHold(t, dir, secret) {
 		t.Fatal("the click ID is in no file before the erasure: the test proves nothing")
 	}
 	if ok, err := s.EraseSession(ctx, "sess-erase", now, now.Add(time.Hour)); err != nil || !ok {
 		t.Fatalf("erase: %v %v", ok, err)
 	}
-	if len(onDisk()) == 0 {
+	if !filesHold(t, dir, secret) {
 		t.Fatal("the erasure alone removed the bytes: the purge proves nothing")
 	}
 	if err := s.Purge(); err != nil {
 		t.Fatal(err)
 	}
-	if hits := onDisk(); len(hits) > 0 {
-		t.Fatalf("the erased click ID is still in %v after the purge", hits)
+	if filesHold(t, dir, secret) {
+		t.Fatal("the erased click ID is still on disk after the purge")
 	}
 	if _, err := s.Session(ctx, "s1", now); err != nil {
 		t.Fatalf("another session after the purge: %v", err)
 	}
+}
+
+// TestReclaimRemovesExpiredRecordsFromDisk: records that expired leave the
+// store's files at the next reclaim, although no write reaches their keys
+// again (a compaction alone would keep them), and live records stay.
+func TestReclaimRemovesExpiredRecordsFromDisk(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, MinFree: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now()
+	expiry := now.Add(2 * time.Second)
+	const marker = "EXPIRES-SOON-41d9"
+	for i := range 3000 {
+		tp := record.Touchpoint{Network: "aff", ClickID: fmt.Sprint("old-", i), CapturedAt: now, ExpiresAt: expiry,
+			LandingURL: "https://shop.example/?m=" + marker + strings.Repeat("x", 900)}
+		if err := s.CreateSession(ctx, &record.Session{ID: fmt.Sprint("old", i), CreatedAt: now, Touchpoints: []record.Touchpoint{tp}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := record.Touchpoint{Network: "aff", ClickID: "live", CapturedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.CreateSession(ctx, &record.Session{ID: "live", CreatedAt: now, Touchpoints: []record.Touchpoint{live}}); err != nil {
+		t.Fatal(err)
+	}
+	// Everything in the last level, as in a store no write reaches.
+	if err := s.Purge(); err != nil {
+		t.Fatal(err)
+	}
+	if !filesHold(t, dir, marker) {
+		t.Fatal("the expiring records are in no file: the test proves nothing")
+	}
+	full := allocatedBytes(t, dir)
+	time.Sleep(time.Until(expiry.Add(time.Second))) // Badger's expiry is in whole seconds of the wall clock
+	if err := s.Purge(); err != nil {
+		t.Fatal(err)
+	}
+	if !filesHold(t, dir, marker) {
+		t.Fatal("a compaction alone dropped the expired records: the reclaim proves nothing")
+	}
+	n, err := s.Reclaim()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 3000 {
+		t.Fatalf("reclaimed %d records, want the 3000 sessions' at least", n)
+	}
+	if filesHold(t, dir, marker) {
+		t.Fatal("the expired records are still on disk after the reclaim")
+	}
+	if after := allocatedBytes(t, dir); after > full/2 {
+		t.Fatalf("the store takes %d bytes after the reclaim, %d before: want less than half", after, full)
+	}
+	if _, err := s.Session(ctx, "live", time.Now()); err != nil {
+		t.Fatalf("the live session after the reclaim: %v", err)
+	}
+}
+
+// filesHold reports whether a file under dir holds s.
+func filesHold(t *testing.T, dir, s string) bool {
+	t.Helper()
+	found := false
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		found = bytes.Contains(b, []byte(s))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// allocatedBytes is the disk space the files under dir take.
+func allocatedBytes(t testing.TB, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			n += st.Blocks * 512
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
