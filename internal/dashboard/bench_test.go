@@ -76,9 +76,9 @@ func BenchmarkPageWeight(b *testing.B) {
 
 // benchFixture is a store with a full page of everything.
 type benchFixture struct {
-	st                             store.Store
-	host                           *testHost
-	now                            time.Time
+	st                            store.Store
+	host                          *testHost
+	now                           time.Time
 	convID, deliveryID, webhookID string
 }
 

@@ -40,8 +40,13 @@ func barChart(label string, buckets []Bucket, hourly bool, parts []series) templ
 	plotH := float64(chartH - chartBottom - chartTop)
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="%s">`, chartW, chartH, html.EscapeString(label))
-	// Grid: the baseline, the top and the middle, with their values.
-	for _, f := range []float64{0, 0.5, 1} {
+	// Grid: the baseline, the top and, when it is a whole number, the
+	// middle, with their values.
+	marks := []float64{0, 1}
+	if scale%2 == 0 {
+		marks = append(marks, 0.5)
+	}
+	for _, f := range marks {
 		y := float64(chartTop) + plotH*(1-f)
 		fmt.Fprintf(&sb, `<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/>`, chartLeft, chartW-4, y, y)
 		fmt.Fprintf(&sb, `<text class="axis" x="%d" y="%.1f" text-anchor="end">%s</text>`, chartLeft-4, y+4, shortNumber(int64(float64(scale)*f)))

@@ -52,9 +52,9 @@ type conversionPage struct {
 	C *record.Conversion
 	// Deliveries are the conversion's postbacks still in the log.
 	Deliveries []record.Delivery
-	// Session is the visitor's session with its live touchpoints, when it
-	// is still stored.
-	Session *record.Session
+	// Others are the session's other clicks still in their windows (those
+	// not credited), when the session is still stored.
+	Others []record.Touchpoint
 }
 
 func (p conversionPage) head() head {
@@ -88,7 +88,23 @@ func (d *Dashboard) serveConversion(w http.ResponseWriter, r *http.Request) {
 			d.fail(w, r, err)
 			return
 		}
-		p.Session = s
+		if s != nil {
+			for _, tp := range s.Touchpoints {
+				if !credited(c, tp) {
+					p.Others = append(p.Others, tp)
+				}
+			}
+		}
 	}
 	d.render(w, r, http.StatusOK, "conversion", p)
+}
+
+// credited reports whether a touchpoint is one a conversion credited.
+func credited(c *record.Conversion, tp record.Touchpoint) bool {
+	for _, cr := range c.Credits {
+		if cr.Network == tp.Network && cr.Touchpoint.ClickID == tp.ClickID {
+			return true
+		}
+	}
+	return false
 }

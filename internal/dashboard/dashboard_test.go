@@ -82,7 +82,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.sessionID = record.NewID(now) + "s"
 	if err := f.st.CreateSession(bg, &record.Session{ID: f.sessionID, CreatedAt: now.Add(-time.Hour),
-		Touchpoints: []record.Touchpoint{tp("everflow", "EF-CLICK-1"), tp("meta", "fbclid-1")}}); err != nil {
+		Touchpoints: []record.Touchpoint{tp("everflow", "EF-CLICK-1"), tp("meta", "fbclid-1"), tp("tiktok", "TT-CLICK-9")}}); err != nil {
 		t.Fatal(err)
 	}
 	o := order.Order{Source: "page:purchase", Event: "purchase", ID: "ORDER-42", Status: order.StatusApproved, Currency: "EUR",
@@ -189,7 +189,7 @@ func TestPagesShowTheRecords(t *testing.T) {
 		{"/ops/conversions?network=meta&period=7d&status=approved&source=page", []string{"ORDER-42"}},
 		{"/ops/conversions?event=lead", []string{"No conversions match."}},
 		{"/ops/conversions/" + f.conv.ID, []string{"ORDER-42", "49.90 EUR", "last click among affiliates", "last affiliate click",
-			"EF-CLICK-1", "203.0.113.0", "Blue mug", "24.95 EUR", f.delivered, f.dead}},
+			"EF-CLICK-1", "203.0.113.0", "Blue mug", "24.95 EUR", f.delivered, f.dead, "other clicks", "TT-CLICK-9"}},
 		{"/ops/deliveries", []string{f.delivered, f.dead, "Replay all dead letters of meta"}},
 		{"/ops/deliveries?state=dead", []string{f.dead, "rejected by the network"}},
 		{"/ops/deliveries/" + f.dead, []string{"invalid pixel", "400", "40.0 ms", "token=REDACTED", "Replay this postback"}},

@@ -68,7 +68,7 @@ type deliveryPage struct {
 }
 
 func (p deliveryPage) head() head {
-	return head{Title: "Delivery to " + p.D.Network, Nav: "deliveries", Live: p.D.State != record.StateDelivered}
+	return head{Title: "Delivery to " + p.D.Network, Nav: "deliveries", Live: p.D.State.Waiting() || p.D.State == record.StateRunning}
 }
 
 func (d *Dashboard) serveDelivery(w http.ResponseWriter, r *http.Request) {
