@@ -242,7 +242,7 @@ func seedRecords(tb testing.TB, st store.Store, now time.Time, sessions, convers
 	for _, n := range benchNetworks {
 		var settled int
 		for {
-			ds, _, err := st.Claim(ctx, n, "seed", 500, now, now.Add(time.Hour))
+			ds, _, err := st.Claim(ctx, n, "seed", 64, now, now.Add(time.Hour))
 			if err != nil {
 				tb.Fatal(err)
 			}
