@@ -3,7 +3,9 @@ package module_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -154,5 +156,41 @@ func TestAdminStatsRoute(t *testing.T) {
 	}
 	if status, _ := adminDo(t, "POST", "/postback/stats", nil); status != http.StatusMethodNotAllowed {
 		t.Errorf("POST /postback/stats: %d, want 405", status)
+	}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func TestDashboardTestFire(t *testing.T) {
+	net := newNetwork(t)
+	mustLoad(t, dashboardConfig(t.TempDir(), net.URL, hostPort(shop(t, nil))))
+	browser := visitor(t)
+	_, page := get(t, browser, "/postback/networks/dashnet")
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the network page has no test-fire form:\n%s", page)
+	}
+	form := url.Values{"csrf": {m[1]}, "click_id": {"tf-click"}, "amount": {"3.50"}, "currency": {"EUR"}, "order": {"TF-1"}, "event": {"purchase"}}
+	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://localhost:%d/postback/networks/dashnet/test", httpPort), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", fmt.Sprintf("http://localhost:%d", httpPort))
+	resp, err := browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	body := string(b)
+	// The page shows the exact request, its secret masked, and the answer.
+	if resp.StatusCode != 200 || !strings.Contains(body, "/pb?c=tf-click&amp;o=TF-1&amp;a=3.50&amp;api_key=REDACTED") ||
+		!strings.Contains(body, "status 200") || strings.Contains(body, "s3cr3t-value") {
+		t.Fatalf("test fire: %d\n%s", resp.StatusCode, body)
+	}
+	// The network got it, with the secret, once, and nothing was queued.
+	if got := net.requests(); len(got) != 1 || !strings.Contains(got[0], "c=tf-click") || !strings.Contains(got[0], "api_key=s3cr3t-value") {
+		t.Fatalf("the network received %v", got)
+	}
+	if status, b := adminDo(t, "GET", "/postback/deliveries", nil); status != 200 || !strings.Contains(string(b), `"items":[]`) {
+		t.Errorf("a test fire queued a delivery: %s", b)
 	}
 }
