@@ -47,24 +47,37 @@ type Host interface {
 // Network is a configured network as the dashboard shows it: its
 // configuration summary, every secret already masked.
 type Network struct {
-	Name        string            `json:"name"`
-	Preset      string            `json:"preset"`
-	Role        string            `json:"role"`
-	Window      time.Duration     `json:"-"`
-	ClickParams []string          `json:"click_params,omitempty"`
-	Events      []string          `json:"events,omitempty"`
-	Method      string            `json:"method,omitempty"`
-	URL         string            `json:"url,omitempty"`
-	Body        string            `json:"body,omitempty"`
-	BodyType    string            `json:"body_type,omitempty"`
-	Headers     map[string]string `json:"headers,omitempty"`
-	Params      map[string]string `json:"params,omitempty"`
-	MaxAge      time.Duration     `json:"-"`
-	Concurrency int               `json:"concurrency,omitempty"`
+	// Name is the network's configured name.
+	Name string
+	// Preset names its postback dialect ("get" for a plain URL template).
+	Preset string
+	// Role is "affiliate" or "platform".
+	Role string
+	// Window is its attribution window.
+	Window time.Duration
+	// ClickParams are the landing-URL parameters that carry its click IDs.
+	ClickParams []string
+	// Events limits the events it is told of; empty for all.
+	Events []string
+	// Method, URL, Body, BodyType and Headers are its request templates as
+	// written (placeholders unexpanded), secrets masked; empty where the
+	// preset decides.
+	Method   string
+	URL      string
+	Body     string
+	BodyType string
+	Headers  map[string]string
+	// Params are its account values, secrets masked.
+	Params map[string]string
+	// MaxAge is how long a failing postback is retried.
+	MaxAge time.Duration
+	// Concurrency bounds its parallel postbacks.
+	Concurrency int
 }
 
-// TestFire asks for a test conversion; empty fields take the Host's
-// defaults.
+// TestFire asks for a test conversion to Network; the other fields are the
+// test order's click ID, amount, currency, order ID and event, and empty
+// ones take the Host's defaults.
 type TestFire struct {
 	Network  string
 	ClickID  string
