@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-postback/caddy-postback/internal/capture"
+	"github.com/caddy-postback/caddy-postback/internal/dashboard"
 	"github.com/caddy-postback/caddy-postback/internal/order"
 	"github.com/caddy-postback/caddy-postback/internal/record"
 	"github.com/caddy-postback/caddy-postback/internal/store"
@@ -41,6 +42,7 @@ func init() {
 //	DELETE /postback/sessions/{cookie value}          erase a visitor's session and its personal data
 //	GET    /postback/webhooks?provider=&result=&cursor=&limit=
 //	GET    /postback/webhooks/{id}                    one webhook, with its payload if it was kept
+//	GET    /postback/stats?period=24h|7d|30d          the dashboard overview's figures
 //	GET    /postback/health                           whether the storage serves
 //	POST   /postback/test                             send a test conversion, report request and answer
 type Admin struct{}
@@ -77,6 +79,7 @@ func (Admin) Routes() []caddy.AdminRoute {
 		route("/postback/sessions/{ref}", http.MethodDelete, (*App).serveErase),
 		route("/postback/webhooks", http.MethodGet, (*App).serveWebhooks),
 		route("/postback/webhooks/{id}", http.MethodGet, (*App).serveWebhookEntry),
+		route("/postback/stats", http.MethodGet, (*App).serveStats),
 		route("/postback/health", http.MethodGet, (*App).serveHealth),
 		route("/postback/test", http.MethodPost, (*App).serveTestFire),
 	}
@@ -432,6 +435,26 @@ func (a *App) serveWebhookEntry(w http.ResponseWriter, r *http.Request) error {
 		return storeErr(err)
 	}
 	return writeJSON(w, http.StatusOK, e)
+}
+
+// serveStats answers the dashboard overview's figures of a period.
+func (a *App) serveStats(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r, "period")
+	name := q.oneOf("period", "24h", "7d", "30d")
+	if err := q.done(); err != nil {
+		return err
+	}
+	p, err := dashboard.ParsePeriod(name)
+	if err != nil {
+		return apiErr(http.StatusBadRequest, err)
+	}
+	ctx, cancel := a.adminContext(r)
+	defer cancel()
+	ov, err := dashboard.BuildOverview(ctx, a.rt.store, appHost{a}, p, now())
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusOK, ov)
 }
 
 func (a *App) serveHealth(w http.ResponseWriter, r *http.Request) error {

@@ -10,7 +10,7 @@ import (
 )
 
 // StatAllNetworks labels the conversion counters over every network.
-const StatAllNetworks = "*"
+const StatAllNetworks = store.StatAllNetworks
 
 // logConversion counts a recorded order and writes its one Info line: the
 // source, event, order, amount and the credited networks with why, and

@@ -331,6 +331,11 @@ const (
 	StatWebhooks    = "webhooks"    // by network (the provider) and result
 )
 
+// StatAllNetworks is the network label of the conversion counters that
+// count every conversion once, credited or not, beside one counter per
+// credited network.
+const StatAllNetworks = "*"
+
 // Stats keeps hourly counters, added to by every node.
 type Stats interface {
 	// AddStats adds counts (and sums) to their hours' counters.

@@ -34,7 +34,7 @@ func BenchmarkReclaim(b *testing.B) {
 				for i := next.Add(1); i <= sessions; i = next.Add(1) {
 					tp := record.Touchpoint{Network: "aff", ClickID: fmt.Sprint("click-", i), CapturedAt: now, ExpiresAt: expiry,
 						LandingURL: fmt.Sprintf("https://shop.example/?clickid=click-%d&utm_source=partner&sub1=spring", i),
-						ClientIP: "203.0.113.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36"}
+						ClientIP:   "203.0.113.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36"}
 					if err := s.CreateSession(context.Background(), &record.Session{ID: fmt.Sprintf("%032x", i), CreatedAt: now, Touchpoints: []record.Touchpoint{tp}}); err != nil {
 						b.Error(err)
 						return
