@@ -154,6 +154,7 @@ type UnknownPresetError struct {
 	Preset string
 }
 
+// Error names the preset, the nearest known one and every known preset.
 func (e *UnknownPresetError) Error() string {
 	return fmt.Sprintf("unknown preset %q%s; known: %s", e.Preset, suggest.DidYouMean(e.Preset, PresetNames()), strings.Join(PresetNames(), ", "))
 }

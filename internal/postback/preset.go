@@ -131,6 +131,8 @@ type ParamError struct {
 	Known   []string
 }
 
+// Error names the missing values, or the unknown ones with the nearest
+// known one and every known value.
 func (e *ParamError) Error() string {
 	if len(e.Missing) > 0 {
 		return fmt.Sprintf("%v: preset %s needs %s", ErrPresetConfig, e.Preset, strings.Join(e.Missing, ", "))

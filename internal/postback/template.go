@@ -22,6 +22,7 @@ type UnknownTokenError struct {
 	Token string
 }
 
+// Error names the token, the nearest known one and every known token.
 func (e *UnknownTokenError) Error() string {
 	hint := ""
 	if near, ok := suggest.Nearest(e.Token, append(append([]string{}, Tokens...), record.SubParams...)); ok {

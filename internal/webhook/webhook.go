@@ -281,6 +281,7 @@ type UnknownProviderError struct {
 	Provider string
 }
 
+// Error names the provider, the nearest known one and every provider.
 func (e *UnknownProviderError) Error() string {
 	return fmt.Sprintf("unknown provider %q%s; want one of %s", e.Provider,
 		suggest.DidYouMean(strings.ToLower(e.Provider), ProviderNames()), strings.Join(ProviderNames(), ", "))
