@@ -22,7 +22,7 @@ func (a *App) logConversion(logger *zap.Logger, res conversion.Result) {
 	}
 	if len(res.QueuedNetworks) > 0 && c != nil {
 		for _, n := range res.QueuedNetworks {
-			a.metrics.queuedPB.WithLabelValues(n, c.Order.Event).Inc()
+			a.metrics.postbacksQueued.WithLabelValues(n, c.Order.Event).Inc()
 		}
 	}
 	if res.SeenEvent || c == nil {

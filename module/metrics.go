@@ -19,23 +19,23 @@ import (
 // provider and outcome names from config: never click, session or order
 // IDs.
 type metrics struct {
-	clicks         *prometheus.CounterVec
-	badClicks      prometheus.Counter
-	skipped        *prometheus.CounterVec
-	consentRefused *prometheus.CounterVec
-	conversions    *prometheus.CounterVec
-	dedupHits      *prometheus.CounterVec
-	queuedPB       *prometheus.CounterVec
-	deliveries     *prometheus.CounterVec
-	attempts       *prometheus.CounterVec
-	latency        *prometheus.HistogramVec
-	retries        *prometheus.CounterVec
-	paused         *prometheus.GaugeVec
-	webhooks       *prometheus.CounterVec
-	uninspected    prometheus.Counter
-	storageUp      prometheus.Gauge
-	queue          *queueCollector
-	allCollectors  []prometheus.Collector
+	clicks          *prometheus.CounterVec
+	badClicks       prometheus.Counter
+	skipped         *prometheus.CounterVec
+	consentRefused  *prometheus.CounterVec
+	conversions     *prometheus.CounterVec
+	dedupHits       *prometheus.CounterVec
+	postbacksQueued *prometheus.CounterVec
+	deliveries      *prometheus.CounterVec
+	attempts        *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
+	retries         *prometheus.CounterVec
+	paused          *prometheus.GaugeVec
+	webhooks        *prometheus.CounterVec
+	uninspected     prometheus.Counter
+	storageUp       prometheus.Gauge
+	queue           *queueCollector
+	allCollectors   []prometheus.Collector
 }
 
 var (
@@ -64,7 +64,7 @@ func sharedMetrics() *metrics {
 			conversions: counter("conversions_total", "Orders recorded, by source, event and result (credited, duplicate, uncredited, held).",
 				"source", "event", "result"),
 			dedupHits: counter("dedup_hits_total", "Postbacks not queued because the same network, event and order was queued before.", "network"),
-			queuedPB: counter("postbacks_queued_total",
+			postbacksQueued: counter("postbacks_queued_total",
 				"Postbacks queued: the conversions each network is told of, by network and event (a repeat of an order is a dedup hit instead).", "network", "event"),
 			deliveries: counter("deliveries_total", "Postback attempts, by network and the delivery's resulting state (delivered, retrying, dead).", "network", "outcome"),
 			attempts: counter("delivery_attempts_total", "Postback attempts, by network, resulting state and the answer's status class (2xx, 4xx, 5xx, none).",
@@ -85,7 +85,7 @@ func sharedMetrics() *metrics {
 		for _, reason := range skipReasons {
 			m.skipped.WithLabelValues(reason)
 		}
-		m.allCollectors = []prometheus.Collector{m.clicks, m.badClicks, m.skipped, m.consentRefused, m.conversions, m.dedupHits, m.queuedPB, m.deliveries, m.attempts,
+		m.allCollectors = []prometheus.Collector{m.clicks, m.badClicks, m.skipped, m.consentRefused, m.conversions, m.dedupHits, m.postbacksQueued, m.deliveries, m.attempts,
 			m.latency, m.retries, m.paused, m.webhooks, m.uninspected, m.storageUp, m.queue}
 		sharedM = m
 	})
@@ -103,7 +103,7 @@ const (
 )
 
 // Outcomes of a delivery attempt, as deliveries_total labels them.
-var attemptOutcomes = []string{"delivered", "retrying", "dead"}
+var attemptOutcomes = []string{string(record.StateDelivered), string(record.StateRetrying), string(record.StateDead)}
 
 // initNetwork makes the series of a configured network exist from the
 // start, at zero, so that rates, alerts and dashboards see a network that
