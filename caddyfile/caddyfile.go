@@ -4,9 +4,13 @@
 package caddyfile
 
 import (
+	"errors"
+	"maps"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -17,6 +21,8 @@ import (
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
 	"github.com/caddy-postback/caddy-postback/internal/postback"
+	"github.com/caddy-postback/caddy-postback/internal/suggest"
+	"github.com/caddy-postback/caddy-postback/internal/webhook"
 	"github.com/caddy-postback/caddy-postback/module"
 )
 
@@ -27,6 +33,15 @@ func init() {
 	// handlers after it, and users need no order line.
 	httpcaddyfile.RegisterDirectiveOrder("postback", httpcaddyfile.After, "encode")
 }
+
+// Option names, for the nearest one to suggest when a name is not known.
+var (
+	globalOptions = []string{"storage", "attribution", "max_click_id_length", "max_touchpoints", "consent", "truncate_ip",
+		"session_daily_limit", "inspection_budget", "storage_timeout", "disable_metrics", "cookie", "delivery", "network"}
+	cookieOptions   = []string{"name", "domain", "secret", "lifetime"}
+	deliveryOptions = []string{"timeout", "retry_base", "retry_max", "pause_after", "pause_base", "log_retention",
+		"dead_retention", "conversion_retention", "lease_margin"}
+)
 
 // parseGlobal parses the global option:
 //
@@ -157,7 +172,7 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 				app.Networks[nname] = n
 			}
 		default:
-			return nil, d.Errf("unrecognized postback option '%s'", name)
+			return nil, d.Errf("unrecognized postback option '%s'%s", name, suggest.DidYouMean(name, globalOptions))
 		}
 		if err != nil {
 			return nil, err
@@ -248,7 +263,7 @@ func parseCookie(d *caddyfile.Dispenser) (*module.Cookie, error) {
 		case "lifetime":
 			err = durationArg(d, &c.Lifetime)
 		default:
-			return nil, d.Errf("unrecognized cookie option '%s'", name)
+			return nil, d.Errf("unrecognized cookie option '%s'%s", name, suggest.DidYouMean(name, cookieOptions))
 		}
 		if err != nil {
 			return nil, err
@@ -290,7 +305,7 @@ func parseDelivery(d *caddyfile.Dispenser) (*module.Delivery, error) {
 		case "lease_margin":
 			err = durationArg(d, &dl.LeaseMargin)
 		default:
-			return nil, d.Errf("unrecognized delivery option '%s'", name)
+			return nil, d.Errf("unrecognized delivery option '%s'%s", name, suggest.DidYouMean(name, deliveryOptions))
 		}
 		if err != nil {
 			return nil, err
@@ -301,6 +316,7 @@ func parseDelivery(d *caddyfile.Dispenser) (*module.Delivery, error) {
 
 func parseNetwork(d *caddyfile.Dispenser) (string, *module.Network, error) {
 	var name string
+	netTok := d.Token()
 	if !d.Args(&name) {
 		return "", nil, d.ArgErr()
 	}
@@ -313,6 +329,10 @@ func parseNetwork(d *caddyfile.Dispenser) (string, *module.Network, error) {
 	for _, p := range postback.ParamNames() {
 		accountParams[p] = true
 	}
+	// lines are the options' tokens, for errors found once the whole
+	// block is read: "url", "body", "preset", "header <name>", and each
+	// account value by its name.
+	lines := map[string]caddyfile.Token{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		key := d.Val()
 		if key != "header" && key != "param" && key != "click_cookie" {
@@ -321,6 +341,7 @@ func parseNetwork(d *caddyfile.Dispenser) (string, *module.Network, error) {
 			}
 			seen[key] = true
 		}
+		lines[key] = d.Token()
 		var err error
 		switch key {
 		case "preset":
@@ -375,12 +396,14 @@ func parseNetwork(d *caddyfile.Dispenser) (string, *module.Network, error) {
 				return "", nil, d.Errf("network %s: header %s already specified", name, hname)
 			}
 			n.Headers[hname] = hval
+			lines["header "+hname] = lines[key]
 		case "param":
 			var k, v string
 			if !d.Args(&k, &v) || d.NextArg() {
 				return "", nil, d.ArgErr()
 			}
 			err = setParam(d, n, name, k, v)
+			lines[k] = lines[key]
 		case "success_body":
 			err = oneArg(d, &n.SuccessBody)
 		case "events":
@@ -396,7 +419,8 @@ func parseNetwork(d *caddyfile.Dispenser) (string, *module.Network, error) {
 			err = durationArg(d, &n.RebillPeriod)
 		default:
 			if !accountParams[key] {
-				return "", nil, d.Errf("network %s: unrecognized option '%s'", name, key)
+				return "", nil, d.Errf("network %s: unrecognized option '%s'%s", name, key,
+					suggest.DidYouMean(key, append(networkOptions, postback.ParamNames()...)))
 			}
 			var v string
 			if err = oneArg(d, &v); err == nil {
@@ -407,7 +431,83 @@ func parseNetwork(d *caddyfile.Dispenser) (string, *module.Network, error) {
 			return "", nil, err
 		}
 	}
+	if err := checkNetwork(name, n, netTok, lines); err != nil {
+		return "", nil, err
+	}
 	return name, n, nil
+}
+
+// networkOptions are the options of a network block besides the account
+// values of presets (postback.ParamNames).
+var networkOptions = []string{"preset", "click_param", "click_cookie", "consent", "role", "window", "url", "method",
+	"body", "header", "param", "success_body", "events", "max_age", "concurrency", "rebill_period"}
+
+// checkNetwork builds the network's destination as loading will, so that
+// an unknown preset, an unknown template token or a missing preset value
+// is reported with its line now. {env.*} placeholders stand for a
+// stand-in value here; their real values are checked at load, where an
+// unset variable is an error that names it, and so is any error that may
+// come from a stand-in.
+func checkNetwork(name string, n *module.Network, netTok caddyfile.Token, lines map[string]caddyfile.Token) error {
+	at := func(key string) caddyfile.Token {
+		if tok, ok := lines[key]; ok {
+			return tok
+		}
+		return netTok
+	}
+	if n.Preset != "" && !slices.Contains(postback.PresetNames(), n.Preset) {
+		return errAt(at("preset"), "network %s: %v", name, &postback.UnknownPresetError{Preset: n.Preset})
+	}
+	standIns, err := n.Check(name)
+	if err == nil {
+		return nil
+	}
+	// lineOf returns the line of the first template or value that has,
+	// else fallback's.
+	lineOf := func(has func(v string) bool, fallback string) caddyfile.Token {
+		if has(n.URL) {
+			return at("url")
+		}
+		if has(n.Body) {
+			return at("body")
+		}
+		for _, h := range slices.Sorted(maps.Keys(n.Headers)) {
+			if has(n.Headers[h]) {
+				return at("header " + h)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(n.Params)) {
+			if has(n.Params[k]) {
+				return at(k)
+			}
+		}
+		return at(fallback)
+	}
+	// quoted: the message quotes the template or value (%q).
+	quoted := func(v string) bool { return v != "" && strings.Contains(err.Error(), strconv.Quote(v)) }
+	var (
+		unknownToken *postback.UnknownTokenError
+		params       *postback.ParamError
+	)
+	switch {
+	case errors.As(err, &unknownToken):
+		return errAt(lineOf(func(v string) bool { return strings.Contains(v, "{"+unknownToken.Token+"}") }, ""), "%v", err)
+	case errors.As(err, &params) && len(params.Unknown) > 0:
+		return errAt(at(params.Unknown[0]), "%v", err)
+	case errors.As(err, &params):
+		add := make([]string, len(params.Missing))
+		for i, k := range params.Missing {
+			add[i] = "`" + k + " <value>`"
+		}
+		return errAt(at("preset"), "%v; add %s to network %s", err, strings.Join(add, " and "), name)
+	case standIns:
+		return nil // perhaps the stand-in's; loading checks the real values
+	case errors.Is(err, postback.ErrTemplate):
+		return errAt(lineOf(quoted, ""), "%v", err)
+	case errors.Is(err, postback.ErrPresetConfig):
+		return errAt(lineOf(quoted, "preset"), "%v", err)
+	}
+	return errAt(netTok, "%v", err)
 }
 
 func setParam(d *caddyfile.Dispenser, n *module.Network, network, k, v string) error {
@@ -648,6 +748,9 @@ func parseWebhook(d *caddyfile.Dispenser) (*module.Webhook, error) {
 	wh := new(module.Webhook)
 	if !d.Args(&wh.Path, &wh.Provider) {
 		return nil, d.ArgErr()
+	}
+	if _, ok := webhook.Lookup(wh.Provider); !ok {
+		return nil, d.Errf("webhook %s: %v", wh.Path, &webhook.UnknownProviderError{Provider: wh.Provider})
 	}
 	wh.Secrets = d.RemainingArgs()
 	seen := map[string]bool{}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	pbcaddyfile "github.com/caddy-postback/caddy-postback/caddyfile"
 )
 
 // The error cases mark their offending line with the comment "#!"; the
@@ -88,7 +90,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"global repeated disable_metrics", global("disable_metrics\ndisable_metrics #!"), []string{"disable_metrics already specified"}},
 		{"global repeated cookie", global("cookie {\nname a\n}\ncookie { #!\nname b\n}"), []string{"cookie already specified"}},
 		{"global repeated delivery", global("delivery {\ntimeout 1s\n}\ndelivery { #!\ntimeout 2s\n}"), []string{"delivery already specified"}},
-		{"global repeated network", global("network a {\nurl x\n}\nnetwork a { #!\nurl y\n}"), []string{"network a already specified"}},
+		{"global repeated network", global("network a {\nclick_param a\nurl https://x\n}\nnetwork a { #!\nclick_param a\nurl https://y\n}"), []string{"network a already specified"}},
 		{"global twice", "{\n\tpostback {\n\t\tstorage :memory:\n\t}\n\tpostback { #!\n\t\ttruncate_ip\n\t}\n}\n", []string{"postback global option given twice"}},
 		{"storage no arg", global("storage #!"), []string{argCount, "'storage'"}},
 		{"storage two args", global("storage /a /b #!"), []string{argCount, "'/b'"}},
@@ -173,6 +175,35 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"network window bad", network("window 30days #!"), []string{`window: bad duration "30days"`}},
 		{"network max_age bad", network("max_age 3 #!"), []string{`max_age: bad duration "3"`}},
 		{"network concurrency negative", network("concurrency -2 #!"), []string{`concurrency: want a whole number, got "-2"`}},
+
+		// Mistakes found by building the network's destination as loading
+		// will, with their line and the nearest known name.
+		{"unknown preset", network("click_param c\npreset evreflow #!"), []string{`network demo: unknown preset "evreflow" (did you mean ` + "`everflow`" + `?)`, "known: "}},
+		{"unknown preset far from any", network("click_param c\npreset facebook #!"), []string{`unknown preset "facebook"; known: `}},
+		{"unknown preset, a preset's start", network("click_param c\npreset meta #!"), []string{"did you mean `meta_capi`?"}},
+		{"unknown token in url", network("click_param c\nurl https://x.example/pb?c={clickid} #!"), []string{"unknown token {clickid} (did you mean `{click_id}`?)"}},
+		{"unknown token in url with env", network("click_param c\nurl https://x.example/{env.PB_PATH}?c={clikc_id}&k={env.PB_KEY} #!"), []string{"unknown token {clikc_id} (did you mean `{click_id}`?)"}},
+		{"unknown token in a header", network("click_param c\nurl https://x.example/pb\nheader X-Order {order_id}\nheader X-Click {clickid} #!"), []string{"unknown token {clickid}"}},
+		{"unknown token in a form body", network("click_param c\npreset post\nurl https://x.example/pb\nbody \"c={click_id}&a={ammount}\" #!"), []string{"unknown token {ammount} (did you mean `{amount}`?)"}},
+		{"unknown token in a JSON body", network("click_param c\npreset post\nurl https://x.example/pb\nbody `{\"c\":\"{orderid}\"}` json #!"), []string{"unknown token {orderid} (did you mean `{order_id}`?)"}},
+		{"unknown token in a preset's url", global("network everflow {\npreset everflow\nnid 1\nurl https://trk.example/?t={transaction_id} #!\n}"), []string{"unknown token {transaction_id}"}},
+		{"token in the host", network("click_param c\nurl https://{sub1}.example/pb #!"), []string{"tokens may not stand in the scheme or host"}},
+		{"missing preset value", global("network meta {\npreset meta_capi #!\npixel_id 1\n}"), []string{"preset meta_capi needs access_token", "add `access_token <value>` to network meta"}},
+		{"missing preset values", global("network tiktok {\npreset tiktok #!\n}"), []string{"preset tiktok needs pixel_code, access_token", "add `pixel_code <value>` and `access_token <value>`"}},
+		{"preset value unknown to the preset", global("network meta {\npreset meta_capi\npixel_id 1\naccess_token t\nparam pixelid 2 #!\n}"), []string{"does not know pixelid (did you mean `pixel_id`?)"}},
+		{"preset value of another preset", global("network meta {\npreset meta_capi\npixel_id 1\naccess_token t\nmerchant 2 #!\n}"), []string{"preset meta_capi does not know merchant"}},
+		{"preset value of a bad form", global("network matomo {\nclick_param c\npreset matomo\nurl https://m.example\nsite_id one #!\n}"), []string{`site_id "one"`}},
+		{"unknown network option", network("pixelid 1 #!"), []string{"network demo: unrecognized option 'pixelid' (did you mean `pixel_id`?)"}},
+		{"unknown network option near an option", network("click_parm c #!"), []string{"unrecognized option 'click_parm' (did you mean `click_param`?)"}},
+		{"no click parameter", global("network mynet { #!\nurl https://x.example/pb\n}"), []string{"network mynet: no click_param or click_cookie"}},
+		{"unknown webhook provider", site("webhook /hook strpe s3cret #!"), []string{`webhook /hook: unknown provider "strpe" (did you mean ` + "`stripe`" + `?)`, "generic", "clickbank", "jvzoo", "warriorplus"}},
+		{"unknown webhook provider far from any", site("webhook /hook paypal s3cret #!"), []string{`unknown provider "paypal"; want one of stripe,`, "generic"}},
+		{"unknown storage engine", global("storage postgress postgres://db/x #!"), []string{"storage: unknown engine 'postgress' (did you mean `postgres`?)"}},
+		{"unknown badger option near one", global("storage badger {\nmin_fre 1GiB #!\n}"), []string{"unrecognized badger storage option 'min_fre' (did you mean `min_free`?)"}},
+		{"unknown postgres option near one", global("storage postgres postgres://db/x {\nmax_con 3 #!\n}"), []string{"unrecognized postgres storage option 'max_con' (did you mean `max_conns`?)"}},
+		{"unknown global option near one", global("atribution first_click #!"), []string{"unrecognized postback option 'atribution' (did you mean `attribution`?)"}},
+		{"unknown delivery option near one", delivery("retry_bse 1s #!"), []string{"unrecognized delivery option 'retry_bse' (did you mean `retry_base`?)"}},
+		{"unknown cookie option near one", cookie("domian .example.com #!"), []string{"unrecognized cookie option 'domian' (did you mean `domain`?)"}},
 
 		// Site directive.
 		{"handler args", "example.com {\n\tpostback extra { #!\n\t}\n}\n", []string{argCount, "'extra'"}},
@@ -311,27 +342,59 @@ func TestCaddyfileErrors(t *testing.T) {
 // so the error cases fail for the reason they name and not for the frame.
 func TestCaddyfileValid(t *testing.T) {
 	for name, caddyfile := range map[string]string{
-		"global":                        global("storage :memory:"),
-		"cookie":                        cookie("name _pb"),
-		"delivery":                      delivery("lease_margin 1m\ntimeout 10s\npause_after 0"),
-		"network":                       network("url https://x\nnid 1\nparam event_id_lead 2\nheader X-A a\nheader X-B b"),
-		"site":                          site("decorate buy.stripe.com stripe\ndecorate h param ref"),
-		"conversion":                    conversion("match path /x\nresponse status 2xx\namount {query.t} minor\nmax_body 1GiB"),
-		"from json":                     fromJSON("order_id a\namount b minor"),
-		"from header":                   fromHeader("order_id A\namount B minor"),
-		"stripe":                        webhook("stripe", "secret next\ntolerance 1m\nsession_field ref\nevent sale\nmax_body 1KiB\nvalue offer_id 7\nvalue goal g"),
-		"endpoint":                      endpointAt("token {env.U} header X-Secret\ntoken {env.V} query secret\ntoken {env.W} path\nallow 10.0.0.0/8 ::1 private_ranges\nallow 192.0.2.1\nparam order_id txid\nparam click_id a b\nvalue a 1\nvalue b 2\nrelay n\nmax_body 1KiB"),
-		"endpoint insecure":             site("endpoint /in {\ninsecure\n}"),
-		"endpoint allow only":           site("endpoint /in {\nallow 127.0.0.1\n}"),
-		"conversion values":             conversion("match path /x\norder_id x\nvalue a 1\nvalue b {query.b}"),
-		"generic":                       webhook("generic", "insecure\nstatus_map a approved\nstatus_map b pending\nsecret x\nsecret y"),
-		"empty block":                   global("") + site(""),
-		"several events and match sets": site("conversion purchase ftd {\nmatch path /a\nmatch {\npath /b\n}\norder_id x\n}"),
+		"global":              global("storage :memory:"),
+		"cookie":              cookie("name _pb"),
+		"delivery":            delivery("lease_margin 1m\ntimeout 10s\npause_after 0"),
+		"network":             network("click_param c\nurl https://x\nnid 1\nparam event_id_lead 2\nheader X-A a\nheader X-B b"),
+		"site":                site("decorate buy.stripe.com stripe\ndecorate h param ref"),
+		"conversion":          conversion("match path /x\nresponse status 2xx\namount {query.t} minor\nmax_body 1GiB"),
+		"from json":           fromJSON("order_id a\namount b minor"),
+		"from header":         fromHeader("order_id A\namount B minor"),
+		"stripe":              webhook("stripe", "secret next\ntolerance 1m\nsession_field ref\nevent sale\nmax_body 1KiB\nvalue offer_id 7\nvalue goal g"),
+		"endpoint":            endpointAt("token {env.U} header X-Secret\ntoken {env.V} query secret\ntoken {env.W} path\nallow 10.0.0.0/8 ::1 private_ranges\nallow 192.0.2.1\nparam order_id txid\nparam click_id a b\nvalue a 1\nvalue b 2\nrelay n\nmax_body 1KiB"),
+		"endpoint insecure":   site("endpoint /in {\ninsecure\n}"),
+		"endpoint allow only": site("endpoint /in {\nallow 127.0.0.1\n}"),
+		"conversion values":   conversion("match path /x\norder_id x\nvalue a 1\nvalue b {query.b}"),
+		"generic":             webhook("generic", "insecure\nstatus_map a approved\nstatus_map b pending\nsecret x\nsecret y"),
+		"empty block":         global("") + site(""),
+		// Values from the environment are checked at load, where it is
+		// known: here they stand in for any value.
+		"preset values from the environment":        global("network meta {\npreset meta_capi\npixel_id {env.PB_UNSET_PIXEL}\naccess_token {env.PB_UNSET_TOKEN}\n}"),
+		"preset value of a form the stand-in lacks": global("network posthog {\nclick_param c\npreset posthog\napi_key k\nregion {env.PB_UNSET_REGION}\n}"),
+		"template from the environment":             network("click_param c\nurl {env.PB_UNSET_URL}\nheader X-Key {env.PB_UNSET_KEY}"),
+		"webhook provider aliases":                  site("webhook /a Stripe s\nwebhook /b woo s\nwebhook /c lemon-squeezy s\nwebhook /d generic {\ninsecure\n}"),
+		"storage in a directory":                    global("storage ./var/postback"),
+		"several events and match sets":             site("conversion purchase ftd {\nmatch path /a\nmatch {\npath /b\n}\norder_id x\n}"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil); err != nil {
 				t.Errorf("%v\n%s", err, caddyfile)
 			}
 		})
+	}
+}
+
+// TestSuggestedNamesAreOptions checks that every name an error may suggest
+// is an option the parser takes: the lists of names and the parsers'
+// switches must not drift apart.
+func TestSuggestedNamesAreOptions(t *testing.T) {
+	frames := map[string]struct {
+		names []string
+		frame func(line string) string
+	}{
+		"global":   {pbcaddyfile.GlobalOptions, func(l string) string { return global(l) }},
+		"cookie":   {pbcaddyfile.CookieOptions, cookie},
+		"delivery": {pbcaddyfile.DeliveryOptions, delivery},
+		"network":  {pbcaddyfile.NetworkOptions, network},
+		"badger":   {pbcaddyfile.BadgerOptions, func(l string) string { return global("storage badger {\n" + l + "\n}") }},
+		"postgres": {pbcaddyfile.PostgresOptions, func(l string) string { return global("storage postgres postgres://db/x {\n" + l + "\n}") }},
+	}
+	for block, f := range frames {
+		for _, name := range f.names {
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(f.frame(name+" 1")), nil)
+			if err != nil && strings.Contains(err.Error(), "unrecognized") {
+				t.Errorf("%s option %s is suggested but not taken: %v", block, name, err)
+			}
+		}
 	}
 }

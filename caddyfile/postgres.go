@@ -3,8 +3,12 @@ package caddyfile
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/caddy-postback/caddy-postback/internal/suggest"
 	"github.com/caddy-postback/caddy-postback/module"
 )
+
+// postgresOptions are the options of the postgres engine's block.
+var postgresOptions = []string{"schema", "max_conns", "statement_timeout", "connect_timeout"}
 
 // parsePostgres parses the postgres storage engine:
 //
@@ -39,7 +43,7 @@ func parsePostgres(d *caddyfile.Dispenser, args []string) (*module.Postgres, err
 		case "connect_timeout":
 			err = durationArg(d, &p.ConnectTimeout)
 		default:
-			return nil, d.Errf("unrecognized postgres storage option '%s'", name)
+			return nil, d.Errf("unrecognized postgres storage option '%s'%s", name, suggest.DidYouMean(name, postgresOptions))
 		}
 		if err != nil {
 			return nil, err

@@ -218,10 +218,7 @@ func (a *App) serveConversion(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeErr(err)
 	}
-	out := struct {
-		conversionView
-		DeliveryRecords []deliveryView `json:"delivery_records"`
-	}{conversionView: viewConversion(*c), DeliveryRecords: []deliveryView{}}
+	out := conversionDetail{conversionView: viewConversion(*c), DeliveryRecords: []deliveryView{}}
 	for _, id := range c.Deliveries {
 		d, err := a.rt.store.Delivery(ctx, id, now())
 		if errors.Is(err, store.ErrNotFound) {
@@ -351,10 +348,6 @@ func (a *App) serveClicks(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	type clickView struct {
-		store.ClickMatch
-		Conversions []string `json:"conversions"`
-	}
 	out := []clickView{}
 	for _, m := range matches {
 		cs, _, err := a.rt.store.Conversions(ctx, store.ConversionQuery{SessionID: m.SessionID, Network: m.Touchpoint.Network, Limit: 20}, t)
@@ -372,6 +365,13 @@ func (a *App) serveClicks(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, v)
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// clickView is a click found by its click ID or session, with the
+// conversions it earned.
+type clickView struct {
+	store.ClickMatch
+	Conversions []string `json:"conversions"`
 }
 
 // sessionID reads a session given as a cookie value (verified) or as a
@@ -460,12 +460,21 @@ func (a *App) serveStats(w http.ResponseWriter, r *http.Request) error {
 func (a *App) serveHealth(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := a.adminContext(r)
 	defer cancel()
-	out := map[string]any{"storage": a.engine.Describe(), "ok": true}
+	out := healthView{Storage: a.engine.Describe(), OK: true}
 	if err := a.rt.store.Check(ctx); err != nil {
-		out["ok"], out["error"] = false, err.Error()
+		out.OK, out.Error = false, err.Error()
 		return writeJSON(w, http.StatusServiceUnavailable, out)
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// healthView is the storage's health as the admin API shows it.
+type healthView struct {
+	// Storage says where the data lives (never a secret).
+	Storage string `json:"storage"`
+	OK      bool   `json:"ok"`
+	// Error says why the storage does not serve.
+	Error string `json:"error,omitempty"`
 }
 
 // TestFire asks for a test conversion.
@@ -571,6 +580,12 @@ func viewDelivery(d record.Delivery) deliveryView {
 		d.Attempts = []record.Attempt{}
 	}
 	return deliveryView{Delivery: d, MaxAge: d.MaxAge.String()}
+}
+
+// conversionDetail is one conversion with its deliveries.
+type conversionDetail struct {
+	conversionView
+	DeliveryRecords []deliveryView `json:"delivery_records"`
 }
 
 // conversionView is a conversion as the admin API shows it.

@@ -287,6 +287,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	for _, n := range rec.Networks() {
 		a.clickCounters = append(a.clickCounters, a.metrics.clicks.WithLabelValues(n.Name))
 		a.refusedCounters = append(a.refusedCounters, a.metrics.consentRefused.WithLabelValues(n.Name))
+		a.metrics.initNetwork(n.Name)
 	}
 
 	// Storage and dispatcher, shared across reloads.

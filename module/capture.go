@@ -53,7 +53,7 @@ func (h *Handler) capture(r *http.Request, signer *capture.Signer, sessionID, re
 		found.Hits = h.consented(found.Hits, state)
 		fromCookies.Hits = h.consented(fromCookies.Hits, state)
 		if len(found.Hits) == 0 && len(fromCookies.Hits) == 0 {
-			a.metrics.skipped.WithLabelValues("no_consent").Inc()
+			a.metrics.skipped.WithLabelValues(skipNoConsent).Inc()
 			return sessionID, ref, false
 		}
 		granted = state.Record()
@@ -69,7 +69,7 @@ func (h *Handler) capture(r *http.Request, signer *capture.Signer, sessionID, re
 	defer cancel()
 	cookieTps, err := h.newCookieClicks(ctx, sessionID, a.recognizer.NewTouchpoints(fromCookies, landed), t)
 	if err != nil {
-		a.metrics.skipped.WithLabelValues("storage").Inc()
+		a.metrics.skipped.WithLabelValues(skipStorage).Inc()
 		h.logger.Warn("click not captured: the storage failed", zap.Error(err))
 		return sessionID, ref, false
 	}
@@ -80,7 +80,7 @@ func (h *Handler) capture(r *http.Request, signer *capture.Signer, sessionID, re
 	id, fresh, err := a.sessions.Capture(ctx, sessionID, tps, gaClientID(r), t)
 	if err != nil {
 		// The visitor still gets the page; only this click is lost.
-		a.metrics.skipped.WithLabelValues("storage").Inc()
+		a.metrics.skipped.WithLabelValues(skipStorage).Inc()
 		h.logger.Warn("click not captured: the storage failed", zap.Error(err))
 		return sessionID, ref, false
 	}

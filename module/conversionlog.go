@@ -17,6 +17,14 @@ const StatAllNetworks = store.StatAllNetworks
 // never a click ID or anything about the visitor.
 func (a *App) logConversion(logger *zap.Logger, res conversion.Result) {
 	c := res.Conversion
+	for _, n := range res.DuplicateNetworks {
+		a.metrics.dedupHits.WithLabelValues(n).Inc()
+	}
+	if len(res.QueuedNetworks) > 0 && c != nil {
+		for _, n := range res.QueuedNetworks {
+			a.metrics.postbacksQueued.WithLabelValues(n, c.Order.Event).Inc()
+		}
+	}
 	if res.SeenEvent || c == nil {
 		if res.Duplicates > 0 || res.SeenEvent {
 			src, ev := "", ""

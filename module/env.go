@@ -22,12 +22,21 @@ const minSecretLen = 8
 // It remembers the values it read that are long enough to be secrets.
 type envExpander struct {
 	secrets []string
+	// standIn, when set, replaces every placeholder without reading the
+	// environment (a configuration checked before it is known); standInUsed
+	// records that one was.
+	standIn     string
+	standInUsed bool
 }
 
 // expand replaces the placeholders in s; what names the setting in errors.
 func (e *envExpander) expand(what, s string) (string, error) {
 	var missing []string
 	out := envPlaceholder.ReplaceAllStringFunc(s, func(m string) string {
+		if e.standIn != "" {
+			e.standInUsed = true
+			return e.standIn
+		}
 		name := envPlaceholder.FindStringSubmatch(m)[1]
 		v, ok := os.LookupEnv(name)
 		if !ok || v == "" {

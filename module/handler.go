@@ -138,7 +138,7 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 		// The storage holds the signing key and cannot be read: no session
 		// can be trusted or made, and the page is served as it is.
 		if click {
-			a.metrics.skipped.WithLabelValues("storage").Inc()
+			a.metrics.skipped.WithLabelValues(skipStorage).Inc()
 		}
 		return next.ServeHTTP(w, r)
 	}

@@ -3,11 +3,15 @@ package module
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-postback/caddy-postback/internal/record"
+	"github.com/caddy-postback/caddy-postback/internal/store"
 )
 
 // metrics are created once per process and registered with each config's
@@ -15,22 +19,23 @@ import (
 // provider and outcome names from config: never click, session or order
 // IDs.
 type metrics struct {
-	clicks         *prometheus.CounterVec
-	badClicks      prometheus.Counter
-	skipped        *prometheus.CounterVec
-	consentRefused *prometheus.CounterVec
-	conversions    *prometheus.CounterVec
-	dedupHits      *prometheus.CounterVec
-	deliveries     *prometheus.CounterVec
-	attempts       *prometheus.CounterVec
-	latency        *prometheus.HistogramVec
-	retries        *prometheus.CounterVec
-	paused         *prometheus.GaugeVec
-	webhooks       *prometheus.CounterVec
-	uninspected    prometheus.Counter
-	storageUp      prometheus.Gauge
-	queue          *queueCollector
-	allCollectors  []prometheus.Collector
+	clicks          *prometheus.CounterVec
+	badClicks       prometheus.Counter
+	skipped         *prometheus.CounterVec
+	consentRefused  *prometheus.CounterVec
+	conversions     *prometheus.CounterVec
+	dedupHits       *prometheus.CounterVec
+	postbacksQueued *prometheus.CounterVec
+	deliveries      *prometheus.CounterVec
+	attempts        *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
+	retries         *prometheus.CounterVec
+	paused          *prometheus.GaugeVec
+	webhooks        *prometheus.CounterVec
+	uninspected     prometheus.Counter
+	storageUp       prometheus.Gauge
+	queue           *queueCollector
+	allCollectors   []prometheus.Collector
 }
 
 var (
@@ -58,7 +63,9 @@ func sharedMetrics() *metrics {
 				"Click IDs not captured because the visitor had not given the consent their network requires (its own or the global requirement), by network.", "network"),
 			conversions: counter("conversions_total", "Orders recorded, by source, event and result (credited, duplicate, uncredited, held).",
 				"source", "event", "result"),
-			dedupHits:  counter("dedup_hits_total", "Postbacks not queued because the same network, event and order was queued before.", "network"),
+			dedupHits: counter("dedup_hits_total", "Postbacks not queued because the same network, event and order was queued before.", "network"),
+			postbacksQueued: counter("postbacks_queued_total",
+				"Postbacks queued: the conversions each network is told of, by network and event (a repeat of an order is a dedup hit instead).", "network", "event"),
 			deliveries: counter("deliveries_total", "Postback attempts, by network and the delivery's resulting state (delivered, retrying, dead).", "network", "outcome"),
 			attempts: counter("delivery_attempts_total", "Postback attempts, by network, resulting state and the answer's status class (2xx, 4xx, 5xx, none).",
 				"network", "outcome", "status_class"),
@@ -75,12 +82,53 @@ func sharedMetrics() *metrics {
 			queue: newQueueCollector(),
 		}
 		m.storageUp.Set(1)
-		m.allCollectors = []prometheus.Collector{m.clicks, m.badClicks, m.skipped, m.consentRefused, m.conversions, m.dedupHits, m.deliveries, m.attempts,
+		for _, reason := range skipReasons {
+			m.skipped.WithLabelValues(reason)
+		}
+		m.allCollectors = []prometheus.Collector{m.clicks, m.badClicks, m.skipped, m.consentRefused, m.conversions, m.dedupHits, m.postbacksQueued, m.deliveries, m.attempts,
 			m.latency, m.retries, m.paused, m.webhooks, m.uninspected, m.storageUp, m.queue}
 		sharedM = m
 	})
 	return sharedM
 }
+
+// skipReasons are the reasons a click is not captured, as
+// captures_skipped_total labels them.
+var skipReasons = []string{skipStorage, skipNoConsent}
+
+// Reasons for captures_skipped_total.
+const (
+	skipStorage   = "storage"
+	skipNoConsent = "no_consent"
+)
+
+// Outcomes of a delivery attempt, as deliveries_total labels them.
+var attemptOutcomes = []string{string(record.StateDelivered), string(record.StateRetrying), string(record.StateDead)}
+
+// initNetwork makes the series of a configured network exist from the
+// start, at zero, so that rates, alerts and dashboards see a network that
+// has had no traffic yet (a gauge that exists keeps its value).
+func (m *metrics) initNetwork(network string) {
+	m.dedupHits.WithLabelValues(network)
+	m.retries.WithLabelValues(network)
+	m.paused.WithLabelValues(network)
+	m.latency.WithLabelValues(network)
+	for _, o := range attemptOutcomes {
+		m.deliveries.WithLabelValues(network, o)
+	}
+}
+
+// initWebhook makes the series of a configured webhook provider exist
+// from the start, at zero.
+func (m *metrics) initWebhook(provider string) {
+	for _, r := range webhookResults {
+		m.webhooks.WithLabelValues(provider, r)
+	}
+}
+
+// webhookResults are the results webhooks_total counts.
+var webhookResults = []string{record.WebhookRecorded, record.WebhookDuplicate, record.WebhookIgnored, record.WebhookKept,
+	record.WebhookRejected, record.WebhookFailed}
 
 // registerMetrics registers the metrics with a config's registry.
 func registerMetrics(reg *prometheus.Registry) *metrics {
@@ -137,6 +185,12 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	stats, err := a.rt.store.QueueStats(ctx, t)
 	if err != nil {
 		return
+	}
+	// Configured networks with nothing queued are reported at zero.
+	for _, name := range sortedKeys(a.Networks) {
+		if !slices.ContainsFunc(stats, func(s store.NetworkQueue) bool { return s.Network == name }) {
+			stats = append(stats, store.NetworkQueue{Network: name})
+		}
 	}
 	for _, s := range stats {
 		for state, n := range map[string]int{"queued": s.Queued, "retrying": s.Retrying, "running": s.Running, "dead": s.Dead} {

@@ -114,6 +114,25 @@ func (n *Network) provision(name string, env *envExpander) (capture.Network, pos
 	return cn, dest, postback.Secrets(cfg), nil
 }
 
+// Check builds the network as loading the configuration will, but with
+// each {env.*} placeholder replaced by a stand-in value, so that a
+// configuration front end can report mistakes in templates and preset
+// values (with their line) before the environment is known. It reports
+// whether a stand-in was used: an error about a value that came from the
+// environment may then be the stand-in's, and only loading can tell. The
+// network is not changed.
+func (n *Network) Check(name string) (standIns bool, err error) {
+	c := *n
+	env := &envExpander{standIn: envStandIn}
+	_, _, _, err = c.build(name, env)
+	return env.standInUsed, err
+}
+
+// envStandIn is what Check puts in place of environment placeholders:
+// digits, which pass as an account ID or a token wherever presets check
+// their form.
+const envStandIn = "1234567890"
+
 func (n *Network) build(name string, env *envExpander) (capture.Network, postback.Destination, postback.Config, error) {
 	if !networkName.MatchString(name) {
 		return capture.Network{}, nil, postback.Config{}, fmt.Errorf("network name %q: use lower-case letters, digits, '_' and '-'", name)

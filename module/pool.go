@@ -2,8 +2,11 @@ package module
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -31,6 +34,10 @@ type runtime struct {
 	store      *store.Health
 	dispatcher *outbox.Dispatcher
 	opts       outbox.Options
+	// engineOptions are the storage engine's options as the config that
+	// opened the store gave them (its JSON), for the warning when a
+	// reload changes them.
+	engineOptions map[string]any
 	// tally counts for the dashboard's overview; stopTally ends its
 	// flushes (after a last one).
 	tally     *stats.Tally
@@ -63,7 +70,7 @@ func openRuntime(engine StorageEngine, do outbox.Options, logger *zap.Logger) (*
 			return nil, err
 		}
 		h := store.NewHealth(st, func(err error) { storageChanged(logger, engine, err) })
-		rt := &runtime{key: key, store: h, opts: do, tally: stats.New(h, now), tallyDone: make(chan struct{})}
+		rt := &runtime{key: key, store: h, opts: do, engineOptions: optionsOf(engine), tally: stats.New(h, now), tallyDone: make(chan struct{})}
 		do.OnAttempt = rt.observeAttempt
 		do.OnPause = observePause
 		rt.dispatcher = outbox.New(h, do)
@@ -79,12 +86,55 @@ func openRuntime(engine StorageEngine, do outbox.Options, logger *zap.Logger) (*
 		return nil, false, err
 	}
 	rt := val.(*runtime)
-	if loaded && (rt.opts.Timeout != do.Timeout || rt.opts.LeaseMargin != do.LeaseMargin || rt.opts.Retry != do.Retry ||
-		rt.opts.PauseAfter != do.PauseAfter || rt.opts.PauseBase != do.PauseBase) {
-		logger.Warn("delivery timing options changed; they take effect after a restart (networks, templates and concurrency change now)",
-			zap.String("storage", engine.Describe()))
+	if !loaded {
+		return rt, false, nil
 	}
-	return rt, loaded, nil
+	if changed := changedOptions(rt.engineOptions, optionsOf(engine)); len(changed) > 0 {
+		logger.Warn("storage options changed; the open storage keeps its options until Caddy restarts",
+			zap.String("storage", engine.Describe()), zap.Strings("options", changed))
+	}
+	if changed := changedOptions(timingOptions(rt.opts), timingOptions(do)); len(changed) > 0 {
+		logger.Warn("delivery timing options changed; they take effect after a restart (networks, templates and concurrency change now)",
+			zap.String("storage", engine.Describe()), zap.Strings("options", changed))
+	}
+	return rt, true, nil
+}
+
+// optionsOf returns a storage engine's options as its JSON config has
+// them.
+func optionsOf(engine StorageEngine) map[string]any {
+	var m map[string]any
+	if b, err := json.Marshal(engine); err == nil {
+		_ = json.Unmarshal(b, &m)
+	}
+	return m
+}
+
+// timingOptions are the dispatcher's options that apply only when the
+// storage is opened, by their Caddyfile names.
+func timingOptions(o outbox.Options) map[string]any {
+	return map[string]any{"timeout": o.Timeout, "lease_margin": o.LeaseMargin, "retry_base": o.Retry.Base,
+		"retry_max": o.Retry.Max, "pause_after": o.PauseAfter, "pause_base": o.PauseBase}
+}
+
+// changedOptions lists, sorted, the names whose values differ between two
+// sets of options (an option given in one and left to its default in the
+// other included). It names options, never their values, which may hold
+// secrets.
+func changedOptions(before, after map[string]any) []string {
+	var out []string
+	for k := range maps.Keys(before) {
+		if !reflect.DeepEqual(before[k], after[k]) {
+			out = append(out, k)
+		}
+	}
+	for k := range maps.Keys(after) {
+		if _, ok := before[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // storageChanged logs and counts a change of the storage's health.

@@ -181,6 +181,7 @@ func (h *Handler) provisionWebhooks(_ caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("webhook %s: %w", wh.Path, err)
 		}
+		h.app.metrics.initWebhook(wh.provider.Name())
 		if wh.Provider == "gumroad" {
 			// Gumroad signs nothing: the secret token is the last path
 			// segment, which the provider checks. Any other segment under

@@ -141,11 +141,14 @@ func startCaddyEnv(tb testing.TB, bin, dir, home, caddyfile string, adminPort in
 		default:
 		}
 		// The postback routes answer: 200, or 503 while the storage is
-		// unavailable (a start on a full disk).
+		// unavailable (a start on a full disk). The admin endpoint answers
+		// before the apps have started: a 503 that says the app is not
+		// running yet is no answer.
 		if resp, err := http.Get(p.admin + "/postback/health"); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusServiceUnavailable {
+			if resp.StatusCode == http.StatusOK ||
+				(resp.StatusCode == http.StatusServiceUnavailable && !strings.Contains(string(b), "not running")) {
 				return p
 			}
 		}

@@ -83,6 +83,11 @@ type Result struct {
 	Credits    []record.Credit
 	Queued     int
 	Duplicates int
+	// QueuedNetworks and DuplicateNetworks name the networks whose
+	// postbacks were queued, and those left out because the same network,
+	// event and order was queued before.
+	QueuedNetworks    []string
+	DuplicateNetworks []string
 	// Skipped explains credited networks that were not sent anything.
 	Skipped []string
 	// Held says why nothing at all was sent (invalid values, a session
@@ -227,6 +232,14 @@ func (t *Tracker) convert(ctx context.Context, o order.Order, sess *record.Sessi
 		return Result{}, err
 	}
 	res.Conversion, res.Queued, res.Duplicates, res.SeenEvent, res.Held = rr.Conversion, len(rr.Queued), len(rr.Duplicates), rr.SeenEvent, held
+	for _, d := range deliveries {
+		switch {
+		case slices.Contains(rr.Queued, d.ID):
+			res.QueuedNetworks = append(res.QueuedNetworks, d.Network)
+		case slices.Contains(rr.Duplicates, d.Key):
+			res.DuplicateNetworks = append(res.DuplicateNetworks, d.Network)
+		}
+	}
 	if len(rr.Queued) > 0 && t.Queued != nil {
 		var nets []string
 		for _, d := range deliveries {

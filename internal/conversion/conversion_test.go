@@ -86,15 +86,18 @@ func sent(t *testing.T, tr *Tracker) []string {
 	return out
 }
 
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
 func TestConvertCreditsOncePerNetwork(t *testing.T) {
 	tr := newTracker(t)
 	s := session(t, tr, [2]string{"aff", "A1"}, [2]string{"keitaro", "K1"})
 	res, err := tr.Convert(bg, sale("1001"), s, "", "")
-	if err != nil || res.Queued != 2 {
+	if err != nil || res.Queued != 2 || !slices.Equal(sorted(res.QueuedNetworks), []string{"aff", "keitaro"}) || len(res.DuplicateNetworks) != 0 {
 		t.Fatalf("first: %+v %v", res, err)
 	}
 	res, err = tr.Convert(bg, sale("1001"), s, "", "")
-	if err != nil || res.Queued != 0 || res.Duplicates != 2 || res.Conversion != nil {
+	if err != nil || res.Queued != 0 || res.Duplicates != 2 || res.Conversion != nil ||
+		len(res.QueuedNetworks) != 0 || !slices.Equal(sorted(res.DuplicateNetworks), []string{"aff", "keitaro"}) {
 		t.Fatalf("repeat: %+v %v", res, err)
 	}
 	got := sent(t, tr)

@@ -480,7 +480,8 @@ func (d *Dispatcher) renderFailed(cfg *Config, del *record.Delivery, err error) 
 		reason := "the postback cannot be rendered: " + msg
 		err = d.queue.Bury(ctx, del.ID, d.opts.Owner, nil, del.Request, reason, now.Add(cfg.KeepDead))
 		if err == nil {
-			d.logger.Warn("postback dead-lettered", zap.String("network", del.Network), zap.String("delivery", del.ID), zap.String("reason", reason))
+			d.logger.Warn("postback dead-lettered", zap.String("network", del.Network), zap.String("delivery", del.ID),
+				zap.String("order_id", del.OrderID), zap.String("event", del.Event), zap.Int("tries", del.Tries), zap.String("reason", reason))
 		}
 	}
 	if err != nil {
@@ -505,7 +506,8 @@ func (d *Dispatcher) track(network string, o postback.Outcome) {
 	switch o {
 	case postback.Delivered:
 		if !ns.pausedUntil.IsZero() {
-			d.logger.Warn("network recovered; its deliveries flow again", zap.String("network", network))
+			d.logger.Warn("network recovered; its deliveries flow again", zap.String("network", network),
+				zap.String("paused_until", ns.pausedUntil.Format(time.RFC3339)))
 			if d.opts.OnPause != nil {
 				d.opts.OnPause(network, false)
 			}
@@ -521,7 +523,8 @@ func (d *Dispatcher) track(network string, o postback.Outcome) {
 			p = min(p, d.opts.PauseMax)
 			ns.pausedUntil = d.opts.Now().Add(p)
 			d.logger.Warn("network keeps failing; pausing its deliveries", zap.String("network", network),
-				zap.Int("consecutive_failures", ns.failures), zap.Duration("pause", p), zap.Time("until", ns.pausedUntil))
+				zap.Int("consecutive_failures", ns.failures), zap.String("pause", p.String()),
+				zap.String("until", ns.pausedUntil.Format(time.RFC3339)))
 			if d.opts.OnPause != nil {
 				d.opts.OnPause(network, true)
 			}

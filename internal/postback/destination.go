@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
 	"github.com/caddy-postback/caddy-postback/internal/record"
+	"github.com/caddy-postback/caddy-postback/internal/suggest"
 )
 
 // Outcome is what a destination's answer means for a delivery.
@@ -141,9 +142,21 @@ func New(cfg Config) (Destination, error) {
 	}
 	f, ok := presets[name]
 	if !ok {
-		return nil, fmt.Errorf("unknown preset %q (known: %s)", name, strings.Join(PresetNames(), ", "))
+		return nil, &UnknownPresetError{Preset: name}
 	}
 	return f(cfg)
+}
+
+// UnknownPresetError is a preset name that is not known. Its message
+// suggests the nearest known preset and lists them all.
+type UnknownPresetError struct {
+	// Preset is the name given.
+	Preset string
+}
+
+// Error names the preset, the nearest known one and every known preset.
+func (e *UnknownPresetError) Error() string {
+	return fmt.Sprintf("unknown preset %q%s; known: %s", e.Preset, suggest.DidYouMean(e.Preset, PresetNames()), strings.Join(PresetNames(), ", "))
 }
 
 // TemplateDestination is the generic destination: a URL template, optional body and

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
 	"github.com/caddy-postback/caddy-postback/internal/record"
+	"github.com/caddy-postback/caddy-postback/internal/suggest"
 )
 
 // ErrPresetConfig is wrapped by every preset configuration error (a missing
@@ -74,7 +75,7 @@ type paramSpec struct {
 // commonParams are read by every network preset.
 var commonParams = []string{"events", "domain"}
 
-// checkParams reports the first missing required value or unknown key, so a
+// checkParams reports missing required values, else unknown keys, so a
 // typo such as "pixelid" fails at load time instead of firing without it.
 func checkParams(preset string, cfg Config, spec paramSpec) error {
 	var missing []string
@@ -84,7 +85,7 @@ func checkParams(preset string, cfg Config, spec paramSpec) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: preset %s needs %s", ErrPresetConfig, preset, strings.Join(missing, ", "))
+		return &ParamError{Preset: preset, Missing: missing}
 	}
 	known := map[string]bool{}
 	for _, list := range [][]string{spec.required, spec.optional, commonParams} {
@@ -111,11 +112,41 @@ next:
 		for _, p := range spec.prefixes {
 			all = append(all, p+"<event>")
 		}
-		return fmt.Errorf("%w: preset %s does not know %s (known: %s)",
-			ErrPresetConfig, preset, strings.Join(unknown, ", "), strings.Join(all, ", "))
+		return &ParamError{Preset: preset, Unknown: unknown, Known: all}
 	}
 	return nil
 }
+
+// ParamError is a preset's account values that are missing or unknown; it
+// wraps ErrPresetConfig. A front end can point at the values it names.
+type ParamError struct {
+	// Preset is the preset's name.
+	Preset string
+	// Missing are required values not given; when there are any, Unknown
+	// is not checked.
+	Missing []string
+	// Unknown are values the preset does not read, sorted; Known lists
+	// those it does.
+	Unknown []string
+	Known   []string
+}
+
+// Error names the missing values, or the unknown ones with the nearest
+// known one and every known value.
+func (e *ParamError) Error() string {
+	if len(e.Missing) > 0 {
+		return fmt.Sprintf("%v: preset %s needs %s", ErrPresetConfig, e.Preset, strings.Join(e.Missing, ", "))
+	}
+	hint := ""
+	if len(e.Unknown) == 1 {
+		hint = suggest.DidYouMean(e.Unknown[0], e.Known)
+	}
+	return fmt.Sprintf("%v: preset %s does not know %s%s; known: %s",
+		ErrPresetConfig, e.Preset, strings.Join(e.Unknown, ", "), hint, strings.Join(e.Known, ", "))
+}
+
+// Unwrap returns ErrPresetConfig.
+func (e *ParamError) Unwrap() error { return ErrPresetConfig }
 
 // endpoint is where a preset sends its requests: a URL template whose
 // scheme, host and path are literal, followed by the preset's own query

@@ -38,7 +38,7 @@ func TestPresetConfigErrors(t *testing.T) {
 		{Config{Preset: "meta_capi", Params: map[string]string{"pixel_id": "1"}}, "needs access_token"},
 		{Config{Preset: "meta_capi", Params: map[string]string{"pixelid": "1", "access_token": "t"}}, "needs pixel_id"},
 		{Config{Preset: "meta_capi", Params: map[string]string{"pixel_id": "1", "access_token": "t", "pixelid": "1"}},
-			"does not know pixelid"},
+			"does not know pixelid (did you mean `pixel_id`?)"},
 		{Config{Preset: "meta_capi", Params: map[string]string{"pixel_id": "1", "access_token": "t", "api_version": "21"}},
 			"api_version"},
 		{Config{Preset: "ga4_mp", Params: map[string]string{"measurement_id": "G-1"}}, "needs api_secret"},
@@ -77,12 +77,14 @@ func TestPresetConfigErrors(t *testing.T) {
 		{Config{Preset: "awin", Params: map[string]string{"merchant": "1"}, Statuses: []order.Status{order.StatusRefunded}},
 			"cannot report refunded"},
 		{Config{Preset: "unknown"}, "unknown preset"},
+		{Config{Preset: "evreflow"}, "unknown preset \"evreflow\" (did you mean `everflow`?)"},
 	} {
 		_, err := New(tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s %v: err %v, want %q", tc.cfg.Preset, tc.cfg.Params, err, tc.want)
 		}
-		if err != nil && tc.cfg.Preset != "unknown" && !errors.Is(err, ErrPresetConfig) && !errors.Is(err, ErrTemplate) {
+		var unknownPreset *UnknownPresetError
+		if err != nil && !errors.As(err, &unknownPreset) && !errors.Is(err, ErrPresetConfig) && !errors.Is(err, ErrTemplate) {
 			t.Errorf("%s: %v wraps neither ErrPresetConfig nor ErrTemplate", tc.cfg.Preset, err)
 		}
 	}

@@ -8,10 +8,28 @@ import (
 	"strings"
 
 	"github.com/caddy-postback/caddy-postback/internal/record"
+	"github.com/caddy-postback/caddy-postback/internal/suggest"
 )
 
 // ErrTemplate is wrapped by every template error.
 var ErrTemplate = errors.New("bad postback template")
+
+// UnknownTokenError is a template's unknown {token}, wrapped in the
+// template's error: a typo such as {clickid} that must never reach a
+// network. Its message suggests the nearest known token.
+type UnknownTokenError struct {
+	// Token is the name between the braces.
+	Token string
+}
+
+// Error names the token, the nearest known one and every known token.
+func (e *UnknownTokenError) Error() string {
+	hint := ""
+	if near, ok := suggest.Nearest(e.Token, append(append([]string{}, Tokens...), record.SubParams...)); ok {
+		hint = " (did you mean `{" + near + "}`?)"
+	}
+	return fmt.Sprintf("unknown token {%s}%s; known: %s, sub1…sub10, utm_*, value.<name>", e.Token, hint, strings.Join(Tokens, ", "))
+}
 
 // component is where in a request a token lands, which decides its escaping.
 type component int
@@ -119,7 +137,7 @@ func ParseURL(raw string) (*Template, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %v", ErrTemplate, raw, err)
+		return nil, fmt.Errorf("%w %q: %w", ErrTemplate, raw, err)
 	}
 	return t, nil
 }
@@ -141,7 +159,7 @@ func parseFlat(raw string, where component) (*Template, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %v", ErrTemplate, raw, err)
+		return nil, fmt.Errorf("%w %q: %w", ErrTemplate, raw, err)
 	}
 	return t, nil
 }
@@ -206,7 +224,7 @@ func ParseJSON(raw string) (*Template, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %v", ErrTemplate, raw, err)
+		return nil, fmt.Errorf("%w %q: %w", ErrTemplate, raw, err)
 	}
 	sample := t.render(func(string) (string, bool) { return "1", true })
 	if !json.Valid([]byte(sample)) {
@@ -266,7 +284,7 @@ func scan(raw string, jsonMode bool, lit func(string) error, token func(string) 
 			}
 			name := raw[i+1 : i+end]
 			if !knownToken(name) {
-				return fmt.Errorf("unknown token {%s} (known: %s, %s)", name, strings.Join(Tokens, ", "), "sub1…sub10, utm_*, value.<name>")
+				return &UnknownTokenError{Token: name}
 			}
 			if err := flush(); err != nil {
 				return err

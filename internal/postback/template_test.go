@@ -54,6 +54,18 @@ func TestUnknownTokenRejectedEverywhere(t *testing.T) {
 	if !errors.Is(err, ErrTemplate) {
 		t.Errorf("New with {clickid}: %v, want ErrTemplate", err)
 	}
+	// The error names the token for a front end that points at the line,
+	// and suggests the nearest known one when it is a slip.
+	var unknown *UnknownTokenError
+	if !errors.As(err, &unknown) || unknown.Token != "clickid" || !strings.Contains(err.Error(), "did you mean `{click_id}`?") {
+		t.Errorf("New with {clickid}: %v, want an UnknownTokenError for clickid suggesting {click_id}", err)
+	}
+	if _, err := ParseForm("o={ordre_id}&u={utm_sorce}"); err == nil || !strings.Contains(err.Error(), "did you mean `{order_id}`?") {
+		t.Errorf("{ordre_id}: %v", err)
+	}
+	if _, err := ParseForm("x={frobnicate}"); err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("{frobnicate} is like no token, yet: %v", err)
+	}
 }
 
 func TestRenderURLEscaping(t *testing.T) {

@@ -108,8 +108,31 @@ func TestNewByName(t *testing.T) {
 			t.Errorf("New(%q).Name() = %q", n, p.Name())
 		}
 	}
-	if _, err := New("paypal", Config{Secrets: []string{"x"}}); err == nil {
-		t.Fatal("unknown provider accepted")
+	for alias, want := range map[string]string{"WOO": "woocommerce", "lemon-squeezy": "lemonsqueezy", "warrior_plus": "warriorplus"} {
+		if p, err := New(alias, Config{Secrets: []string{"goodsecret_value_1"}}); err != nil || p.Name() != want {
+			t.Errorf("New(%q) = %v, %v; want %s", alias, p, err, want)
+		}
+	}
+	// An unknown provider's error lists every provider a webhook can
+	// name, generic and the IPN receivers included, and suggests the
+	// nearest.
+	for name, hint := range map[string]string{"paypal": "", "strpe": "stripe", "jvzo": "jvzoo", "generc": "generic"} {
+		_, err := New(name, Config{Secrets: []string{"x"}})
+		var unknown *UnknownProviderError
+		if !errors.As(err, &unknown) {
+			t.Fatalf("New(%q): %v, want an UnknownProviderError", name, err)
+		}
+		for _, p := range []string{"generic", "clickbank", "jvzoo", "warriorplus", "stripe"} {
+			if !strings.Contains(err.Error(), p) {
+				t.Errorf("New(%q): %v does not list %s", name, err, p)
+			}
+		}
+		if got := strings.Contains(err.Error(), "did you mean `"+hint+"`?"); got != (hint != "") {
+			t.Errorf("New(%q): %v; want suggestion %q", name, err, hint)
+		}
+	}
+	if _, err := New("generic", Config{Secrets: []string{"x"}}); err == nil {
+		t.Error("New built the generic provider, which NewGeneric builds")
 	}
 }
 

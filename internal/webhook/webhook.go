@@ -36,6 +36,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/caddy-postback/caddy-postback/internal/order"
+	"github.com/caddy-postback/caddy-postback/internal/suggest"
 )
 
 // Errors every provider wraps; test them with errors.Is.
@@ -209,35 +210,81 @@ func checkSecret(s string) error {
 }
 
 // New builds a built-in provider by name: stripe, shopify, woocommerce,
-// paddle, lemonsqueezy, gumroad, clickbank, jvzoo or warriorplus.
+// paddle, lemonsqueezy, gumroad, clickbank, jvzoo or warriorplus (case and
+// the aliases Lookup knows do not matter). The generic provider is built
+// with NewGeneric.
 func New(name string, cfg Config) (Provider, error) {
-	switch strings.ToLower(name) {
-	case "stripe":
-		return NewStripe(cfg)
-	case "shopify":
-		return NewShopify(cfg)
-	case "woocommerce", "woo":
-		return NewWooCommerce(cfg)
-	case "paddle":
-		return NewPaddle(cfg)
-	case "lemonsqueezy", "lemon_squeezy", "lemon-squeezy":
-		return NewLemonSqueezy(cfg)
-	case "gumroad":
-		return NewGumroad(cfg)
-	case "clickbank":
-		return NewClickBank(cfg)
-	case "jvzoo":
-		return NewJVZoo(cfg)
-	case "warriorplus", "warrior_plus", "warrior-plus":
-		return NewWarriorPlus(cfg)
+	canonical, ok := Lookup(name)
+	if !ok || canonical == GenericName {
+		return nil, fmt.Errorf("webhook: %w", &UnknownProviderError{Provider: name})
 	}
-	return nil, fmt.Errorf("webhook: unknown provider %q (want one of %s)", name, strings.Join(Names(), ", "))
+	return builders[canonical](cfg)
+}
+
+// GenericName names the generic provider, built with NewGeneric.
+const GenericName = "generic"
+
+// builders are the built-in providers, by canonical name.
+var builders = map[string]func(Config) (Provider, error){
+	"stripe": builder(NewStripe), "shopify": builder(NewShopify), "woocommerce": builder(NewWooCommerce),
+	"paddle": builder(NewPaddle), "lemonsqueezy": builder(NewLemonSqueezy), "gumroad": builder(NewGumroad),
+	"clickbank": builder(NewClickBank), "jvzoo": builder(NewJVZoo), "warriorplus": builder(NewWarriorPlus),
+}
+
+// builder adapts a provider's constructor to builders; a failed one
+// returns a nil Provider, not a typed nil.
+func builder[P Provider](f func(Config) (P, error)) func(Config) (Provider, error) {
+	return func(cfg Config) (Provider, error) {
+		p, err := f(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+}
+
+// aliases are other spellings of the providers' names.
+var aliases = map[string]string{
+	"woo": "woocommerce", "lemon_squeezy": "lemonsqueezy", "lemon-squeezy": "lemonsqueezy",
+	"warrior_plus": "warriorplus", "warrior-plus": "warriorplus",
+}
+
+// Lookup returns the canonical name of a provider given by any of its
+// names, case ignored: a built-in provider's (woo for woocommerce) or
+// GenericName. It reports false for an unknown provider.
+func Lookup(name string) (string, bool) {
+	name = strings.ToLower(name)
+	if a, ok := aliases[name]; ok {
+		name = a
+	}
+	if _, ok := builders[name]; ok || name == GenericName {
+		return name, true
+	}
+	return "", false
 }
 
 // Names lists the built-in providers New accepts (generic is built with
 // NewGeneric).
 func Names() []string {
 	return []string{"stripe", "shopify", "woocommerce", "paddle", "lemonsqueezy", "gumroad", "clickbank", "jvzoo", "warriorplus"}
+}
+
+// ProviderNames lists every provider a webhook can name: the built-in
+// ones and GenericName.
+func ProviderNames() []string { return append(Names(), GenericName) }
+
+// UnknownProviderError is a webhook provider name that is not known. Its
+// message lists every provider, generic included, and suggests the
+// nearest.
+type UnknownProviderError struct {
+	// Provider is the name given.
+	Provider string
+}
+
+// Error names the provider, the nearest known one and every provider.
+func (e *UnknownProviderError) Error() string {
+	return fmt.Sprintf("unknown provider %q%s; want one of %s", e.Provider,
+		suggest.DidYouMean(strings.ToLower(e.Provider), ProviderNames()), strings.Join(ProviderNames(), ", "))
 }
 
 // Media types checked by checkShape.

@@ -331,7 +331,7 @@ func (s *Store) migrateUntilDone() bool {
 		delay = min(delay*2, maxDelay)
 		if time.Since(logged) >= maxDelay {
 			logged = time.Now()
-			s.log.Warn("postgres storage still unavailable; retrying", zap.Duration("next_try_within", delay), zap.Error(err))
+			s.log.Warn("postgres storage still unavailable; retrying", zap.String("next_try_within", delay.String()), zap.Error(err))
 		}
 	}
 }
