@@ -63,7 +63,15 @@ func benchmarkBacklogDrain(b *testing.B, bin string) {
 
 	dir := b.TempDir()
 	storage := filepath.Join(dir, "postback")
-	prefill(b, storage, rc.URL, backlogSize)
+	st, err := badgerstore.Open(badgerstore.Options{Dir: storage})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Filled offline, as nothing else holds the store's lock yet.
+	prefill(b, st, "dur", backlogSize)
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
 
 	adminPort, httpPort := freePort(b), freePort(b)
 	cfg := durableConfig(storage, rc.URL, adminPort, httpPort)
@@ -91,8 +99,8 @@ func benchmarkBacklogDrain(b *testing.B, bin string) {
 			heapTaken = true
 			saveHeapProfile(b, p, hp)
 		}
-		// /postback/pending scans the whole due index, so it is asked only
-		// once the receiver has seen every delivery.
+		// The queue is asked only once the receiver has seen every
+		// delivery.
 		if received.Load() >= backlogSize {
 			pending, err := p.pending()
 			if err != nil {
@@ -123,19 +131,14 @@ func benchmarkBacklogDrain(b *testing.B, bin string) {
 	b.ReportMetric(elapsed.Seconds(), "drain-s")
 	b.ReportMetric(backlogSize/elapsed.Seconds(), "deliveries/s")
 	b.ReportMetric(0, "ns/op") // one drain per op; the metrics above say it
-	if hwm > 200<<10 {
-		b.Logf("peak RSS %d MB is above the 200 MB target (anonymous %d MB); see BACKLOG_HEAP_PROFILE", hwm>>10, anon>>10)
+	if hwm > 256<<10 {
+		b.Logf("peak RSS %d MB is above the 256 MB target (anonymous %d MB); see BACKLOG_HEAP_PROFILE", hwm>>10, anon>>10)
 	}
 }
 
-// prefill opens the store offline, as nothing else holds its lock yet, and
-// queues n deliveries for the config's network, 500 per transaction.
-func prefill(b *testing.B, dir, _ string, n int) {
+// prefill queues n deliveries to network in st, 500 per transaction.
+func prefill(b *testing.B, st store.Store, network string, n int) {
 	b.Helper()
-	st, err := badgerstore.Open(badgerstore.Options{Dir: dir})
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx := context.Background()
 	const batch = 500
 	t := time.Now()
@@ -145,9 +148,9 @@ func prefill(b *testing.B, dir, _ string, n int) {
 			orderID := fmt.Sprintf("BL%06d", j)
 			o := order.Order{Source: "webhook", Event: "purchase", ID: orderID, Status: order.StatusApproved}
 			ds = append(ds, record.Delivery{
-				ID: record.NewID(t), Network: "dur", Event: "purchase", OrderID: orderID, Status: order.StatusApproved,
-				Key: "dur/purchase/" + orderID, MaxAge: 72 * time.Hour, CreatedAt: t,
-				Postback: record.Postback{Network: "dur", Order: o, Touchpoint: record.Touchpoint{Network: "dur", ClickID: "backlog"}, Time: t},
+				ID: record.NewID(t), Network: network, Event: "purchase", OrderID: orderID, Status: order.StatusApproved,
+				Key: network + "/purchase/" + orderID, MaxAge: 72 * time.Hour, CreatedAt: t,
+				Postback: record.Postback{Network: network, Order: o, Touchpoint: record.Touchpoint{Network: network, ClickID: "backlog"}, Time: t},
 			})
 		}
 		res, err := st.Record(ctx, store.Recording{Deliveries: ds, DedupUntil: t.Add(time.Hour), Now: t})
@@ -164,9 +167,6 @@ func prefill(b *testing.B, dir, _ string, n int) {
 	}
 	if len(qs) != 1 || qs[0].Queued != n {
 		b.Fatalf("prefilled %+v, want %d", qs, n)
-	}
-	if err := st.Close(); err != nil {
-		b.Fatal(err)
 	}
 }
 

@@ -82,10 +82,17 @@ type node struct {
 }
 
 // startCluster starts n nodes on a fresh database.
-func startCluster(t *testing.T, receiverURL string, n int) (nodes []*node, dsn string) {
+func startCluster(t testing.TB, receiverURL string, n int) (nodes []*node, dsn string) {
+	t.Helper()
+	dsn = pgtest.Start(t).Database(t)
+	return startNodes(t, dsn, receiverURL, n), dsn
+}
+
+// startNodes starts n nodes on the database dsn.
+func startNodes(t testing.TB, dsn, receiverURL string, n int) []*node {
 	t.Helper()
 	bin := caddyBinary(t)
-	dsn = pgtest.Start(t).Database(t)
+	var nodes []*node
 	for i := range n {
 		dir := t.TempDir()
 		adminPort, httpPort := freePort(t), freePort(t)
@@ -96,7 +103,7 @@ func startCluster(t *testing.T, receiverURL string, n int) (nodes []*node, dsn s
 		waitServing(t, p, n.base)
 		nodes = append(nodes, n)
 	}
-	return nodes, dsn
+	return nodes
 }
 
 // clusterReceiver is a network that records every postback: its order,
@@ -116,7 +123,7 @@ type clusterHit struct {
 	at          time.Time
 }
 
-func newClusterReceiver(t *testing.T, answer func(r *http.Request) int) *clusterReceiver {
+func newClusterReceiver(t testing.TB, answer func(r *http.Request) int) *clusterReceiver {
 	rc := &clusterReceiver{answer: answer}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		status := http.StatusOK
@@ -152,7 +159,7 @@ func (rc *clusterReceiver) delivered() map[string]int {
 }
 
 // settle waits until nothing of the cluster's queue waits or runs.
-func settle(t *testing.T, n *node, within time.Duration) {
+func settle(t testing.TB, n *node, within time.Duration) {
 	t.Helper()
 	if err := waitUntil(within, 100*time.Millisecond, func() error {
 		pending, err := n.pending()

@@ -87,8 +87,9 @@ func tmpfs(t *testing.T, size string) string {
 	return dir
 }
 
-// fill writes a file at path until the filesystem of mnt has less than
-// leave bytes free.
+// fill writes a file at path that leaves the filesystem of mnt with leave
+// bytes free, as they were counted before it started: space freed while it
+// writes (the store releasing its reserve) stays free.
 func fill(t *testing.T, path, mnt string, leave int64) {
 	t.Helper()
 	f, err := os.Create(path)
@@ -96,19 +97,17 @@ func fill(t *testing.T, path, mnt string, leave int64) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	free, _, err := freeSpace(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
 	buf := make([]byte, 1<<20)
-	for {
-		free, _, err := freeSpace(mnt)
+	for left := free - leave; left > 0; {
+		n, err := f.Write(buf[:min(int64(len(buf)), left)])
 		if err != nil {
-			t.Fatal(err)
-		}
-		if free < leave {
-			return
-		}
-		n := min(int64(len(buf)), free-leave+4096)
-		if _, err := f.Write(buf[:n]); err != nil {
 			t.Fatalf("filling %s: %v", mnt, err)
 		}
+		left -= int64(n)
 	}
 }
 
