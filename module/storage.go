@@ -45,7 +45,7 @@ type Badger struct {
 	// survive power loss. Default: false (commits survive a crash of the
 	// process).
 	SyncWrites bool `json:"sync_writes,omitempty"`
-	// MemTableSize is Badger's memtable size in bytes. Default: 2 MiB.
+	// MemTableSize is Badger's memtable size in bytes. Default: 4 MiB.
 	MemTableSize int64 `json:"mem_table_size,omitempty"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +22,11 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkDeliveries -benchtime 20000x ./internal/outbox/
 func BenchmarkDeliveries(b *testing.B) {
-	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) }))
+	var received atomic.Int64
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		received.Add(1)
+		_, _ = w.Write([]byte("OK"))
+	}))
 	defer rc.Close()
 	st := openStore(b)
 	d := New(st, Options{})
@@ -42,6 +47,11 @@ func BenchmarkDeliveries(b *testing.B) {
 			b.Fatal(err)
 		}
 		d.Wake()
+	}
+	// The queue is asked only once the receiver has seen every delivery:
+	// its statistics read the whole index.
+	for received.Load() < int64(b.N) {
+		time.Sleep(time.Millisecond)
 	}
 	for {
 		qs, err := st.QueueStats(bg, time.Now())

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-postback/caddy-postback/internal/order"
 	"github.com/caddy-postback/caddy-postback/internal/record"
 	"github.com/caddy-postback/caddy-postback/internal/store"
 	"github.com/caddy-postback/caddy-postback/internal/store/storetest"
@@ -313,4 +314,37 @@ func allocatedBytes(t testing.TB, dir string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestClaimFloorPassesASameTimeBacklog: deliveries queued at one moment
+// share their due time; each claim must start after the ones claimed
+// before it, not at the front of that moment's keys, or draining a backlog
+// steps over every key claimed so far at every claim.
+func TestClaimFloorPassesASameTimeBacklog(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), MinFree: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now()
+	var ds []record.Delivery
+	for i := range 100 {
+		id := fmt.Sprintf("o%03d", i)
+		ds = append(ds, record.Delivery{ID: record.NewID(now), Network: "net", Event: "purchase", OrderID: id, Key: "net/purchase/" + id,
+			MaxAge: time.Hour, Postback: record.Postback{Network: "net", Order: order.Order{ID: id, Event: "purchase"}}})
+	}
+	if _, err := s.Record(ctx, store.Recording{Deliveries: ds, DedupUntil: now.Add(time.Hour), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		claimed, _, err := s.Claim(ctx, "net", "me", 10, now, now.Add(time.Minute))
+		if err != nil || len(claimed) != 10 {
+			t.Fatalf("claim %d: %d deliveries, %v", round, len(claimed), err)
+		}
+		at, id, _ := s.floors.get("net")
+		if want := ds[10*(round+1)].ID; !at.Equal(now) || id != want {
+			t.Fatalf("after claim %d the floor is at %v %q, want the next key %q", round, at, id, want)
+		}
+	}
 }

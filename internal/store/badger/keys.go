@@ -99,12 +99,14 @@ func waitingValue(state string, queuedAt time.Time) []byte {
 	return appendTime([]byte{state[0]}, queuedAt)
 }
 
-// floors remember, per network, a time at or before the due time of every
-// waiting key, where a claim starts its scan. Claimed and settled
-// deliveries leave deletion markers at the front of the waiting index until
-// Badger compacts them away; scanning from the very front at every claim
-// would step over all of them, and a draining backlog of 100,000 would make
-// each claim slower than the last.
+// floors remember, per network, a position at or before every waiting key
+// (a due time and a delivery ID), where a claim starts its scan. Claimed
+// and settled deliveries leave deletion markers at the front of the
+// waiting index until Badger compacts them away; scanning from the very
+// front at every claim would step over all of them, and a draining backlog
+// of 100,000 would make each claim slower than the last. The position
+// holds the ID too, because a backlog queued at one moment shares its due
+// time.
 //
 // Every write that adds a waiting key lowers the floor before it commits
 // (and counts itself pending) and reports when it is done; each step bumps
@@ -119,18 +121,20 @@ type floors struct {
 
 type floor struct {
 	at      time.Time // zero: scan from the front
+	id      string
 	gen     uint64
 	pending int
 }
 
-func (f *floors) get(network string) (time.Time, uint64) {
+// get returns the network's floor and the generation it was read at.
+func (f *floors) get(network string) (time.Time, string, uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fl := f.m[network]
 	if fl == nil {
-		return time.Time{}, 0
+		return time.Time{}, "", 0
 	}
-	return fl.at, fl.gen
+	return fl.at, fl.id, fl.gen
 }
 
 // lower makes sure a key due at due is at or after the floor; call it
@@ -143,8 +147,8 @@ func (f *floors) lower(network string, due time.Time) {
 		fl = &floor{}
 		f.m[network] = fl
 	}
-	if !fl.at.IsZero() && due.Before(fl.at) {
-		fl.at = due
+	if !fl.at.IsZero() && !due.After(fl.at) {
+		fl.at, fl.id = due, ""
 	}
 	fl.gen++
 	fl.pending++
@@ -159,9 +163,9 @@ func (f *floors) done(network string) {
 	fl.pending--
 }
 
-// raise moves the floor up to at, if no write added a waiting key since the
-// claim read gen.
-func (f *floors) raise(network string, at time.Time, gen uint64) {
+// raise moves the floor up to the key of at and id, if no write added a
+// waiting key since the claim read gen.
+func (f *floors) raise(network string, at time.Time, id string, gen uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fl := f.m[network]
@@ -169,8 +173,8 @@ func (f *floors) raise(network string, at time.Time, gen uint64) {
 		fl = &floor{}
 		f.m[network] = fl
 	}
-	if fl.gen == gen && fl.pending == 0 && at.After(fl.at) {
-		fl.at = at
+	if fl.gen == gen && fl.pending == 0 && (at.After(fl.at) || at.Equal(fl.at) && id > fl.id) {
+		fl.at, fl.id = at, id
 	}
 }
 
@@ -178,7 +182,7 @@ func (f *floors) reset() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, fl := range f.m {
-		fl.at = time.Time{}
+		fl.at, fl.id = time.Time{}, ""
 		fl.gen++
 	}
 }

@@ -50,26 +50,28 @@ func getDelivery(txn *badger.Txn, id string, now time.Time) (*record.Delivery, e
 // Claim implements store.Queue.
 func (s *Store) Claim(_ context.Context, network, owner string, limit int, now, leaseUntil time.Time) ([]record.Delivery, time.Time, error) {
 	var claimed []record.Delivery
-	// next is the first waiting key left; newFloor, where the next claim
-	// may start: that key, or the last one taken when none is left.
-	var next, newFloor time.Time
+	// next is the due time of the first waiting key left; the floor, where
+	// the next claim may start: that key, or the last one taken when none
+	// is left.
+	var next, floorAt time.Time
+	var floorID string
 	prefix := prefixOf(pWaiting, network)
-	from, gen := s.floors.get(network)
+	fromAt, fromID, gen := s.floors.get(network)
 	err := s.update(func(txn *badger.Txn) error {
-		claimed, next, newFloor = claimed[:0], time.Time{}, time.Time{}
+		claimed, next, floorAt, floorID = claimed[:0], time.Time{}, time.Time{}, ""
 		var start []byte
-		if !from.IsZero() {
-			start = waitingKey(network, from, "")
+		if !fromAt.IsZero() {
+			start = waitingKey(network, fromAt, fromID)
 		}
 		var keys [][]byte
 		err := scan(txn, prefix, start, false, true, func(k, _ []byte) error {
-			due, _ := parseWaiting(network, k)
+			due, id := parseWaiting(network, k)
 			if len(keys) == limit || due.After(now) {
-				next, newFloor = due, due
+				next, floorAt, floorID = due, due, id
 				return errStop
 			}
 			keys = append(keys, bytes.Clone(k))
-			newFloor = due
+			floorAt, floorID = due, id
 			return nil
 		})
 		if err != nil {
@@ -104,8 +106,8 @@ func (s *Store) Claim(_ context.Context, network, owner string, limit int, now, 
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("claiming deliveries of %s: %w", network, err)
 	}
-	if !newFloor.IsZero() {
-		s.floors.raise(network, newFloor, gen)
+	if !floorAt.IsZero() {
+		s.floors.raise(network, floorAt, floorID, gen)
 	}
 	return claimed, next, nil
 }
