@@ -24,16 +24,20 @@ import (
 )
 
 // growthSessions is how many sessions the large stores of BenchmarkGrowth
-// hold.
-const growthSessions = 1_000_000
+// hold; growthRounds, how many times each case runs on each store.
+const (
+	growthSessions = 1_000_000
+	growthRounds   = 4
+)
 
 // BenchmarkGrowth measures a new click and a confirmation page on an empty
 // store and on one holding a million sessions, side by side, on Badger (on
-// disk) and PostgreSQL (a throwaway server, see pgtest). The large stores
-// are filled once per process and kept across -count runs; each run gets a
-// fresh empty store. It reports the disk a stored session takes.
+// disk) and PostgreSQL (a throwaway server, see pgtest), in rounds that
+// alternate the two stores. The large stores are filled once per process
+// and kept across -count runs; each run gets a fresh empty store. It
+// reports the disk a stored session takes.
 //
-//	go test ./module -run '^$' -bench Growth -benchtime 5000x -count 6 -timeout 2h
+//	go test ./module -run '^$' -bench Growth -benchtime 3000x -timeout 1h
 func BenchmarkGrowth(b *testing.B) {
 	for _, eng := range []struct {
 		name string
@@ -52,11 +56,15 @@ func BenchmarkGrowth(b *testing.B) {
 				{"empty", newBenchEnvStore(b, empty, thankYouRule())},
 				{"1M", newBenchEnvStore(b, nopCloser{large.st}, thankYouRule())},
 			}
-			for _, e := range envs {
-				b.Run("click/"+e.name, func(b *testing.B) { benchNewClicks(b, e.env) })
-			}
-			for _, e := range envs {
-				b.Run("confirmation/"+e.name, func(b *testing.B) { benchConfirmations(b, e.env) })
+			// Rounds alternate the stores, so that the machine's drift falls
+			// on both.
+			for range growthRounds {
+				for _, e := range envs {
+					b.Run("click/"+e.name, func(b *testing.B) { benchNewClicks(b, e.env) })
+				}
+				for _, e := range envs {
+					b.Run("confirmation/"+e.name, func(b *testing.B) { benchConfirmations(b, e.env) })
+				}
 			}
 			b.Run("disk", func(b *testing.B) {
 				for b.Loop() {
