@@ -21,7 +21,7 @@ const clusterBacklog = 20_000
 func BenchmarkClusterDrain(b *testing.B) {
 	for _, n := range []int{1, 2} {
 		b.Run(map[int]string{1: "nodes=1", 2: "nodes=2"}[n], func(b *testing.B) {
-			for b.Loop() {
+			for range b.N {
 				b.StopTimer()
 				rc := newClusterReceiver(b, nil)
 				dsn := pgtest.Start(b).Database(b)
