@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +199,17 @@ func TestSubscriptionToFirstPromoter(t *testing.T) {
 		}
 		t.Fatalf("%d requests to FirstPromoter, want %d", len(calls), len(wants))
 	}
+	// The three sales were queued one after another without waiting, so
+	// the dispatcher's workers may send them in any order.
+	rank := func(c apiCall) int {
+		for i, w := range wants {
+			if c.Path == w.path && (w.body["event_id"] == nil || c.Body["event_id"] == w.body["event_id"]) {
+				return i
+			}
+		}
+		return len(wants)
+	}
+	slices.SortStableFunc(calls, func(a, b apiCall) int { return rank(a) - rank(b) })
 	uid := calls[0].Body["uid"]
 	for i, w := range wants {
 		c := calls[i]
