@@ -167,19 +167,6 @@ func (q *query) done() error {
 	return nil
 }
 
-var (
-	stateNames = func() []string {
-		var s []string
-		for _, st := range record.States {
-			s = append(s, string(st))
-		}
-		return s
-	}()
-	statusNames = []string{string(order.StatusApproved), string(order.StatusPending), string(order.StatusRejected), string(order.StatusRefunded)}
-	sourceNames = []string{"page", "webhook", "endpoint", "test"}
-	resultNames = []string{record.WebhookRecorded, record.WebhookDuplicate, record.WebhookIgnored, record.WebhookKept, record.WebhookRejected, record.WebhookFailed}
-)
-
 // page is a listing's answer.
 type page[T any] struct {
 	Items      []T    `json:"items"`
@@ -192,8 +179,8 @@ func (a *App) adminContext(r *http.Request) (context.Context, context.CancelFunc
 
 func (a *App) serveConversions(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r, "network", "event", "status", "source", "since", "until", "session", "cursor", "limit")
-	cq := store.ConversionQuery{Network: q.get("network"), Event: q.get("event"), Status: order.Status(q.oneOf("status", statusNames...)),
-		Source: q.oneOf("source", sourceNames...), SessionID: q.get("session"), Since: q.time("since"), Until: q.time("until"),
+	cq := store.ConversionQuery{Network: q.get("network"), Event: q.get("event"), Status: order.Status(q.oneOf("status", store.FilterStatuses...)),
+		Source: q.oneOf("source", store.FilterSources...), SessionID: q.get("session"), Since: q.time("since"), Until: q.time("until"),
 		Cursor: q.get("cursor"), Limit: q.limit()}
 	if err := q.done(); err != nil {
 		return err
@@ -234,7 +221,7 @@ func (a *App) serveConversion(w http.ResponseWriter, r *http.Request) error {
 
 func (a *App) serveDeliveries(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r, "state", "network", "conversion", "cursor", "limit")
-	dq := store.DeliveryQuery{State: record.State(q.oneOf("state", stateNames...)), Network: q.get("network"),
+	dq := store.DeliveryQuery{State: record.State(q.oneOf("state", store.FilterStates...)), Network: q.get("network"),
 		ConversionID: q.get("conversion"), Cursor: q.get("cursor"), Limit: q.limit()}
 	if err := q.done(); err != nil {
 		return err
@@ -411,7 +398,7 @@ func (a *App) serveErase(w http.ResponseWriter, r *http.Request) error {
 
 func (a *App) serveWebhooks(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r, "provider", "result", "cursor", "limit")
-	wq := store.WebhookQuery{Provider: q.get("provider"), Result: q.oneOf("result", resultNames...), Cursor: q.get("cursor"), Limit: q.limit()}
+	wq := store.WebhookQuery{Provider: q.get("provider"), Result: q.oneOf("result", store.FilterWebhookResults...), Cursor: q.get("cursor"), Limit: q.limit()}
 	if err := q.done(); err != nil {
 		return err
 	}

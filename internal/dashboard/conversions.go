@@ -21,9 +21,9 @@ func (conversionsPage) head() head { return head{Title: "Conversions", Nav: "con
 
 func (d *Dashboard) serveConversions(w http.ResponseWriter, r *http.Request) {
 	f := newFilters(r, "network", "event", "status", "source", "period", "cursor")
-	p := conversionsPage{Network: f.get("network"), Event: f.get("event"), Status: f.oneOf("status", statusNames...),
-		Source: f.oneOf("source", sourceNames...), Period: f.oneOf("period", periodNames...),
-		Statuses: statusNames, Sources: sourceNames, Periods: periodNames}
+	p := conversionsPage{Network: f.get("network"), Event: f.get("event"), Status: f.oneOf("status", store.FilterStatuses...),
+		Source: f.oneOf("source", store.FilterSources...), Period: f.oneOf("period", periodNames...),
+		Statuses: store.FilterStatuses, Sources: store.FilterSources, Periods: periodNames}
 	if f.err != nil {
 		d.fail(w, r, f.err)
 		return

@@ -27,7 +27,7 @@ func (deliveriesPage) head() head { return head{Title: "Deliveries", Nav: "deliv
 
 func (d *Dashboard) serveDeliveries(w http.ResponseWriter, r *http.Request) {
 	f := newFilters(r, "state", "network", "cursor", "replayed")
-	p := deliveriesPage{State: f.oneOf("state", stateNames...), Network: f.get("network"), States: stateNames, Replayed: f.get("replayed")}
+	p := deliveriesPage{State: f.oneOf("state", store.FilterStates...), Network: f.get("network"), States: store.FilterStates, Replayed: f.get("replayed")}
 	if f.err != nil {
 		d.fail(w, r, f.err)
 		return

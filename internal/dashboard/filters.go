@@ -6,9 +6,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-
-	"github.com/caddy-postback/caddy-postback/internal/order"
-	"github.com/caddy-postback/caddy-postback/internal/record"
 )
 
 // filters reads a page's query: only the names given are allowed, and a
@@ -50,20 +47,8 @@ func (f *filters) keep(names ...string) url.Values {
 	return out
 }
 
-// The values the filters allow.
-var (
-	stateNames = func() []string {
-		var s []string
-		for _, st := range record.States {
-			s = append(s, string(st))
-		}
-		return s
-	}()
-	statusNames  = []string{string(order.StatusApproved), string(order.StatusPending), string(order.StatusRejected), string(order.StatusRefunded)}
-	sourceNames  = []string{"page", "webhook", "endpoint", "test"}
-	webhookNames = []string{record.WebhookRecorded, record.WebhookDuplicate, record.WebhookIgnored, record.WebhookKept, record.WebhookRejected, record.WebhookFailed}
-	periodNames  = []string{"24h", "7d", "30d"}
-)
+// periodNames are the overview's periods.
+var periodNames = []string{"24h", "7d", "30d"}
 
 // Paging holds the links of a listing's pages.
 type Paging struct {

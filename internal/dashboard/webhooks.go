@@ -19,7 +19,7 @@ func (webhooksPage) head() head { return head{Title: "Webhooks", Nav: "webhooks"
 
 func (d *Dashboard) serveWebhooks(w http.ResponseWriter, r *http.Request) {
 	f := newFilters(r, "provider", "result", "cursor")
-	p := webhooksPage{Provider: f.get("provider"), Result: f.oneOf("result", webhookNames...), Results: webhookNames}
+	p := webhooksPage{Provider: f.get("provider"), Result: f.oneOf("result", store.FilterWebhookResults...), Results: store.FilterWebhookResults}
 	if f.err != nil {
 		d.fail(w, r, f.err)
 		return

@@ -203,6 +203,22 @@ type ConversionQuery struct {
 	Limit int
 }
 
+// The values the listing filters take, for those who check a filter
+// before asking: delivery states, order statuses, conversion sources (see
+// ConversionQuery.Source) and webhook log results.
+var (
+	FilterStates = func() []string {
+		var s []string
+		for _, st := range record.States {
+			s = append(s, string(st))
+		}
+		return s
+	}()
+	FilterStatuses       = []string{string(order.StatusApproved), string(order.StatusPending), string(order.StatusRejected), string(order.StatusRefunded)}
+	FilterSources        = []string{"page", "webhook", "endpoint", "test"}
+	FilterWebhookResults = []string{record.WebhookRecorded, record.WebhookDuplicate, record.WebhookIgnored, record.WebhookKept, record.WebhookRejected, record.WebhookFailed}
+)
+
 // Ledger keeps orders, conversions and the idempotency markers.
 type Ledger interface {
 	// FindOrder returns the order entry stored under any of ids (the first
