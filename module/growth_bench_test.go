@@ -3,12 +3,9 @@ package module
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +18,7 @@ import (
 	badgerstore "github.com/caddy-postback/caddy-postback/internal/store/badger"
 	"github.com/caddy-postback/caddy-postback/internal/store/postgres"
 	"github.com/caddy-postback/caddy-postback/internal/store/postgres/pgtest"
+	"github.com/caddy-postback/caddy-postback/internal/store/storetest"
 )
 
 // growthSessions is how many sessions the large stores of BenchmarkGrowth
@@ -54,7 +52,7 @@ func BenchmarkGrowth(b *testing.B) {
 				env  *benchEnv
 			}{
 				{"empty", newBenchEnvStore(b, empty, thankYouRule())},
-				{"1M", newBenchEnvStore(b, nopCloser{large.st}, thankYouRule())},
+				{"1M", newBenchEnvStore(b, nopCloser{large}, thankYouRule())},
 			}
 			// Rounds alternate the stores, so that the machine's drift falls
 			// on both.
@@ -66,11 +64,6 @@ func BenchmarkGrowth(b *testing.B) {
 					b.Run("confirmation/"+e.name, func(b *testing.B) { benchConfirmations(b, e.env) })
 				}
 			}
-			b.Run("disk", func(b *testing.B) {
-				for b.Loop() {
-				}
-				b.ReportMetric(large.perSession, "disk-B/session")
-			})
 		})
 	}
 }
@@ -80,21 +73,17 @@ type nopCloser struct{ store.Store }
 
 func (nopCloser) Close() error { return nil }
 
-// largeGrowth is a store filled with growthSessions sessions.
-type largeGrowth struct {
-	st         store.Store
-	perSession float64 // disk bytes per stored session
-}
-
+// largeGrowthStores are the engines' large stores, filled once per
+// process.
 var (
 	largeGrowthMu     sync.Mutex
-	largeGrowthStores = map[string]*largeGrowth{}
+	largeGrowthStores = map[string]store.Store{}
 )
 
 // largeGrowthStore returns the engine's large store, filling it on first
 // use: sessions with one click each, as a landing page captures them,
 // written by 16 visitors at once.
-func largeGrowthStore(b *testing.B, engine string, open func(testing.TB) growthStore) *largeGrowth {
+func largeGrowthStore(b *testing.B, engine string, open func(testing.TB) growthStore) store.Store {
 	largeGrowthMu.Lock()
 	defer largeGrowthMu.Unlock()
 	if l := largeGrowthStores[engine]; l != nil {
@@ -139,10 +128,10 @@ func largeGrowthStore(b *testing.B, engine string, open func(testing.TB) growthS
 	// weeks would have: what is measured is its size, not a backlog of
 	// compactions or vacuuming.
 	g.settle()
-	l := &largeGrowth{st: st, perSession: float64(g.size()-before) / growthSessions}
-	b.Logf("%s: stored %d sessions in %s, %.0f disk bytes each", engine, growthSessions, time.Since(start).Round(time.Second), l.perSession)
-	largeGrowthStores[engine] = l
-	return l
+	b.Logf("%s: stored %d sessions in %s, %.0f disk bytes each", engine, growthSessions, time.Since(start).Round(time.Second),
+		float64(g.size()-before)/growthSessions)
+	largeGrowthStores[engine] = st
+	return st
 }
 
 // processTB is a testing.TB whose cleanups never run, for resources that
@@ -179,7 +168,7 @@ func openGrowthBadger(tb testing.TB) growthStore {
 		tb.Fatal(err)
 	}
 	return growthStore{st: st,
-		size: func() int64 { return allocated(tb, dir) },
+		size: func() int64 { return storetest.DiskUsage(tb, dir) },
 		settle: func() {
 			if err := st.Purge(); err != nil { // compacts every level into the last
 				tb.Fatal(err)
@@ -219,28 +208,4 @@ func openGrowthPostgres(tb testing.TB) growthStore {
 			exec(`VACUUM ANALYZE`)
 			exec(`CHECKPOINT`)
 		}}
-}
-
-// allocated is the disk space the files under dir take (their allocated
-// blocks, not their apparent sizes: Badger preallocates files it has not
-// filled yet).
-func allocated(tb testing.TB, dir string) int64 {
-	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			n += st.Blocks * 512
-		}
-		return nil
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return n
 }

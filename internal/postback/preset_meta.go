@@ -110,6 +110,14 @@ type metaEvent struct {
 }
 
 type metaUserData struct {
+	capiUserData
+	Fbc string `json:"fbc,omitempty"`
+}
+
+// capiUserData is the part of user_data that Meta's Conversions API and
+// those modelled on it (Snapchat's) share: the customer's hashed e-mail and
+// phone, their address fields, and the visitor's address and user agent.
+type capiUserData struct {
 	Em              []string `json:"em,omitempty"`
 	Ph              []string `json:"ph,omitempty"`
 	Fn              string   `json:"fn,omitempty"`
@@ -120,7 +128,17 @@ type metaUserData struct {
 	Country         string   `json:"country,omitempty"`
 	ClientIPAddress string   `json:"client_ip_address,omitempty"`
 	ClientUserAgent string   `json:"client_user_agent,omitempty"`
-	Fbc             string   `json:"fbc,omitempty"`
+}
+
+// newCAPIUserData fills capiUserData from the click and, unless the
+// visitor withheld it, the order's customer.
+func newCAPIUserData(c *record.Postback) capiUserData {
+	ud := capiUserData{ClientIPAddress: c.Touchpoint.ClientIP, ClientUserAgent: c.Touchpoint.UserAgent}
+	if cu := customerFor(c); cu != nil {
+		ud.Em, ud.Ph = hashList(cu.Email), hashList(cu.Phone)
+		ud.Fn, ud.Ln, ud.Ct, ud.St, ud.Zp, ud.Country = cu.FirstName, cu.LastName, cu.City, cu.Region, cu.PostalCode, cu.Country
+	}
+	return ud
 }
 
 type metaCustomData struct {
@@ -158,20 +176,11 @@ func (d *metaPreset) Render(_ context.Context, c *record.Postback) (record.Reque
 		EventTime:    eventTime(c).Unix(),
 		EventID:      EventID(c),
 		ActionSource: "website",
-		UserData: metaUserData{
-			ClientIPAddress: tp.ClientIP,
-			ClientUserAgent: tp.UserAgent,
-			Fbc:             metaFbc(c),
-		},
+		UserData:     metaUserData{capiUserData: newCAPIUserData(c), Fbc: metaFbc(c)},
 	}
 	// Meta requires event_source_url to begin with http:// or https://.
-	if strings.HasPrefix(tp.LandingURL, "https://") || strings.HasPrefix(tp.LandingURL, "http://") {
+	if isHTTPURL(tp.LandingURL) {
 		ev.EventSourceURL = tp.LandingURL
-	}
-	if cu := customerFor(c); cu != nil {
-		ud := &ev.UserData
-		ud.Em, ud.Ph = hashList(cu.Email), hashList(cu.Phone)
-		ud.Fn, ud.Ln, ud.Ct, ud.St, ud.Zp, ud.Country = cu.FirstName, cu.LastName, cu.City, cu.Region, cu.PostalCode, cu.Country
 	}
 	cd := metaCustomData{OrderID: c.Order.ID}
 	if c.Order.HasAmount {

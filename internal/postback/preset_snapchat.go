@@ -99,17 +99,8 @@ type snapchatEvent struct {
 }
 
 type snapchatUserData struct {
-	Em              []string `json:"em,omitempty"`
-	Ph              []string `json:"ph,omitempty"`
-	Fn              string   `json:"fn,omitempty"`
-	Ln              string   `json:"ln,omitempty"`
-	Ct              string   `json:"ct,omitempty"`
-	St              string   `json:"st,omitempty"`
-	Zp              string   `json:"zp,omitempty"`
-	Country         string   `json:"country,omitempty"`
-	ClientIPAddress string   `json:"client_ip_address,omitempty"`
-	ClientUserAgent string   `json:"client_user_agent,omitempty"`
-	ScClickID       string   `json:"sc_click_id,omitempty"`
+	capiUserData
+	ScClickID string `json:"sc_click_id,omitempty"`
 }
 
 type snapchatCustomData struct {
@@ -155,18 +146,13 @@ func (d *snapchatPreset) Render(_ context.Context, c *record.Postback) (record.R
 		EventTime:    eventTime(c).Unix(),
 		EventID:      EventID(c),
 		ActionSource: "WEB",
-		UserData:     snapchatUserData{ClientIPAddress: tp.ClientIP, ClientUserAgent: tp.UserAgent},
+		UserData:     snapchatUserData{capiUserData: newCAPIUserData(c)},
 	}
 	if isHTTPURL(tp.LandingURL) {
 		ev.EventSourceURL = tp.LandingURL
 	}
 	if strings.EqualFold(tp.Param, "sccid") {
 		ev.UserData.ScClickID = tp.ClickID
-	}
-	if cu := customerFor(c); cu != nil {
-		ud := &ev.UserData
-		ud.Em, ud.Ph = hashList(cu.Email), hashList(cu.Phone)
-		ud.Fn, ud.Ln, ud.Ct, ud.St, ud.Zp, ud.Country = cu.FirstName, cu.LastName, cu.City, cu.Region, cu.PostalCode, cu.Country
 	}
 	cd := snapchatCustomData{OrderID: o.ID}
 	if o.HasAmount {

@@ -188,14 +188,7 @@ func TestClickBankVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := cbReq(tt.body)
-			switch tt.ctype {
-			case "-":
-				r.Header = hdr()
-			case "":
-			default:
-				r.Header = hdr("Content-Type", tt.ctype)
-			}
+			r := withContentType(cbReq(tt.body), tt.ctype)
 			checkVerify(t, NewClickBank, Config{Secrets: tt.secrets}, cbSecret, r, tt.want)
 		})
 	}

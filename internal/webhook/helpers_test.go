@@ -38,6 +38,20 @@ func hdr(kv ...string) http.Header {
 	return h
 }
 
+// withContentType sets r's headers for a test case's ctype: "" keeps the
+// request's own, "-" sends no headers at all, anything else is the
+// Content-Type sent.
+func withContentType(r *Request, ctype string) *Request {
+	switch ctype {
+	case "":
+	case "-":
+		r.Header = hdr()
+	default:
+		r.Header = hdr("Content-Type", ctype)
+	}
+	return r
+}
+
 func hmacSHA256(secret string, parts ...[]byte) []byte {
 	m := hmac.New(sha256.New, []byte(secret))
 	for _, p := range parts {

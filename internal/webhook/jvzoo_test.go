@@ -155,14 +155,7 @@ func TestJVZooVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := jvzReq(tt.body)
-			switch tt.ctype {
-			case "-":
-				r.Header = hdr()
-			case "":
-			default:
-				r.Header = hdr("Content-Type", tt.ctype)
-			}
+			r := withContentType(jvzReq(tt.body), tt.ctype)
 			checkVerify(t, NewJVZoo, Config{Secrets: tt.secrets}, jvzSecret, r, tt.want)
 		})
 	}

@@ -38,14 +38,7 @@ func TestWarriorPlusVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := wpReq(tt.body)
-			switch tt.ctype {
-			case "-":
-				r.Header = hdr()
-			case "":
-			default:
-				r.Header = hdr("Content-Type", tt.ctype)
-			}
+			r := withContentType(wpReq(tt.body), tt.ctype)
 			checkVerify(t, NewWarriorPlus, Config{Secrets: tt.secrets}, wpKey, r, tt.want)
 		})
 	}

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -246,7 +245,7 @@ func TestReclaimRemovesExpiredRecordsFromDisk(t *testing.T) {
 	if !filesHold(t, dir, marker) {
 		t.Fatal("the expiring records are in no file: the test proves nothing")
 	}
-	full := allocatedBytes(t, dir)
+	full := storetest.DiskUsage(t, dir)
 	time.Sleep(time.Until(expiry.Add(time.Second))) // Badger's expiry is in whole seconds of the wall clock
 	if err := s.Purge(); err != nil {
 		t.Fatal(err)
@@ -264,7 +263,7 @@ func TestReclaimRemovesExpiredRecordsFromDisk(t *testing.T) {
 	if filesHold(t, dir, marker) {
 		t.Fatal("the expired records are still on disk after the reclaim")
 	}
-	if after := allocatedBytes(t, dir); after > full/2 {
+	if after := storetest.DiskUsage(t, dir); after > full/2 {
 		t.Fatalf("the store takes %d bytes after the reclaim, %d before: want less than half", after, full)
 	}
 	if _, err := s.Session(ctx, "live", time.Now()); err != nil {
@@ -291,29 +290,6 @@ func filesHold(t *testing.T, dir, s string) bool {
 		t.Fatal(err)
 	}
 	return found
-}
-
-// allocatedBytes is the disk space the files under dir take.
-func allocatedBytes(t testing.TB, dir string) int64 {
-	t.Helper()
-	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			n += st.Blocks * 512
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // TestClaimFloorPassesASameTimeBacklog: deliveries queued at one moment

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddy-postback/caddy-postback/internal/record"
+	"github.com/caddy-postback/caddy-postback/internal/store/storetest"
 )
 
 // BenchmarkReclaim removes a million expired sessions from the store's
@@ -49,7 +50,7 @@ func BenchmarkReclaim(b *testing.B) {
 		if err := s.Purge(); err != nil {
 			b.Fatal(err)
 		}
-		before := allocatedBytes(b, dir)
+		before := storetest.DiskUsage(b, dir)
 		time.Sleep(time.Until(expiry.Add(time.Second))) // Badger's expiry is in whole seconds of the wall clock
 		b.StartTimer()
 		start := time.Now()
@@ -62,7 +63,7 @@ func BenchmarkReclaim(b *testing.B) {
 		if n < 2*sessions {
 			b.Fatalf("reclaimed %d records, want each session's head and touchpoint", n)
 		}
-		after := allocatedBytes(b, dir)
+		after := storetest.DiskUsage(b, dir)
 		b.ReportMetric(float64(before)/(1<<20), "MiB-before")
 		b.ReportMetric(float64(after)/(1<<20), "MiB-after")
 		_ = s.Close()
