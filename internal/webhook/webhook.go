@@ -426,12 +426,7 @@ func setDecimalAmount(o *order.Order, r gjson.Result, field string) {
 		}
 		return
 	}
-	d, err := order.ParseDecimal(s)
-	if err != nil {
-		o.Invalid = append(o.Invalid, field+": "+err.Error())
-		return
-	}
-	o.Amount, o.HasAmount = d, true
+	setDecimalText(o, s, field)
 }
 
 // setMinorAmount parses an amount in minor units (integer or integer string)

@@ -102,6 +102,8 @@ type Store struct {
 	full chan struct{}
 	// erased is set by an erasure and cleared by the purge that follows it.
 	erased atomic.Bool
+	// compacting is set while a purge or reclaim started by maintain runs.
+	compacting atomic.Bool
 }
 
 // ErrLocked means another process holds the directory.
@@ -260,17 +262,21 @@ func (s *Store) maintain() {
 			return
 		case <-purge.C:
 			if s.erased.Load() {
-				if err := s.Purge(); err != nil {
-					s.logger.Warn("purging erased data from the store's files; trying again at the next purge", zap.Error(err))
-				}
+				s.aside(func() {
+					if err := s.Purge(); err != nil {
+						s.logger.Warn("purging erased data from the store's files; trying again at the next purge", zap.Error(err))
+					}
+				})
 			}
 		case <-reclaim.C:
-			n, err := s.Reclaim()
-			if err != nil {
-				s.logger.Warn("removing expired records from the store's files; trying again at the next reclaim", zap.Error(err))
-			} else if n > 0 {
-				s.logger.Info("removed expired records from the store's files", zap.Int("records", n))
-			}
+			s.aside(func() {
+				n, err := s.Reclaim()
+				if err != nil {
+					s.logger.Warn("removing expired records from the store's files; trying again at the next reclaim", zap.Error(err))
+				} else if n > 0 {
+					s.logger.Info("removed expired records from the store's files", zap.Int("records", n))
+				}
+			})
 		case <-s.full:
 			if err := s.guard.check(true); errors.Is(err, store.ErrFull) {
 				s.suspend(err)
@@ -287,6 +293,21 @@ func (s *Store) maintain() {
 			s.runValueLogGC()
 		}
 	}
+}
+
+// aside runs a purge or a reclaim on a goroutine of its own, unless one
+// is still running: they take seconds on a large store, and maintain must
+// go on watching the free space meanwhile.
+func (s *Store) aside(fn func()) {
+	if !s.compacting.CompareAndSwap(false, true) {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.compacting.Store(false)
+		fn()
+	}()
 }
 
 // runValueLogGC reclaims value-log space while there is room to write.
@@ -627,6 +648,9 @@ func (s *Store) Reclaim() (int, error) {
 	total := 0
 	var from []byte
 	for {
+		if err := s.ctx.Err(); err != nil {
+			return total, fmt.Errorf("deleting expired records: the store is closing: %w", err)
+		}
 		var n int
 		var next []byte
 		err := s.update(func(txn *badger.Txn) error {
