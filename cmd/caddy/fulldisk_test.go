@@ -17,30 +17,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-postback/caddy-postback/internal/store/storetest"
 )
 
 // These tests put the storage on a real, small filesystem (a tmpfs) and
 // fill it, because that is where an embedded store that writes through
 // memory maps kills its process: with SIGBUS, taking every site with it.
 // Mounting needs root, as CI runs.
-
-// tmpfs mounts a tmpfs of size for the test, or explains why it cannot:
-// under CI=true that fails the test.
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		msg := "SKIPPED: the full-disk tests need a small real filesystem, and mounting a tmpfs failed (run as root, as CI does): " +
-			strings.TrimSpace(string(out)) + ": " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
 
 // lastLog is the log of the Caddy under test, for failures of helpers.
 var lastLog interface{ String() string } = noLog{}
@@ -166,7 +150,7 @@ func postGeneric(t *testing.T, base, orderID string) int {
 // serves on a directory that is full.
 func TestFullDiskNeverTakesTheSiteDown(t *testing.T) {
 	bin := caddyBinary(t)
-	mnt := tmpfs(t, "96m")
+	mnt := storetest.Tmpfs(t, "96m")
 	storage := filepath.Join(mnt, "postback")
 	filler := filepath.Join(mnt, "filler")
 	rc := newDurReceiver(t)
@@ -314,7 +298,7 @@ func TestFullDiskNeverTakesTheSiteDown(t *testing.T) {
 // one cookie cannot multiply what it sends into what is written.
 func TestRepeatedClicksWriteLittle(t *testing.T) {
 	bin := caddyBinary(t)
-	mnt := tmpfs(t, "256m")
+	mnt := storetest.Tmpfs(t, "256m")
 	rc := newDurReceiver(t)
 	dir := t.TempDir()
 	adminPort, httpPort := freePort(t), freePort(t)

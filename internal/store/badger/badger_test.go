@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,7 +46,7 @@ func TestConformanceOnDisk(t *testing.T) {
 // and its storage-fault test by filling that filesystem with a file until
 // less than the engine's reserve is free, then removing the file.
 func TestConformanceOnSmallFilesystem(t *testing.T) {
-	mnt := tmpfs(t, "64m")
+	mnt := storetest.Tmpfs(t, "64m")
 	storetest.Run(t, storetest.Harness{
 		Open: func(t *testing.T) store.Store {
 			dir, err := os.MkdirTemp(mnt, "store")
@@ -67,24 +66,6 @@ func TestConformanceOnSmallFilesystem(t *testing.T) {
 			return func() { _ = os.Remove(filler) }
 		},
 	})
-}
-
-// tmpfs mounts a tmpfs of the given size for the test. Mounting needs root:
-// CI runs as root; elsewhere the test says loudly why it is skipped, and
-// fails under CI=true.
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		msg := "SKIPPED: the storage-fault tests need a real small filesystem, and mounting a tmpfs failed (run as root, as CI does): " + string(out) + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
-	return dir
 }
 
 // fill writes a file at path that leaves the filesystem of mnt with leave
@@ -115,7 +96,7 @@ func fill(t *testing.T, path, mnt string, leave int64) {
 // releases it by itself when something else fills the disk, and makes it
 // again when space returns.
 func TestReserveIsReleasedWhenTheDiskFills(t *testing.T) {
-	mnt := tmpfs(t, "64m")
+	mnt := storetest.Tmpfs(t, "64m")
 	dir := filepath.Join(mnt, "store")
 	s, err := Open(Options{Dir: dir, MinFree: 16 << 20})
 	if err != nil {

@@ -2,7 +2,10 @@ package storetest
 
 import (
 	"io/fs"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -27,4 +30,24 @@ func DiskUsage(tb testing.TB, dir string) int64 {
 		tb.Fatal(err)
 	}
 	return n
+}
+
+// Tmpfs mounts a tmpfs of size (such as "64m") for the test, for the
+// storage-fault tests that must fill a real, small filesystem. Mounting
+// needs root, as CI runs: elsewhere the test says loudly why it is
+// skipped, and under CI=true it fails instead.
+func Tmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		msg := "SKIPPED: the storage-fault tests need a small real filesystem, and mounting a tmpfs failed (run as root, as CI does): " +
+			strings.TrimSpace(string(out)) + ": " + err.Error()
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	return dir
 }
